@@ -1,0 +1,27 @@
+"""fedlab: a notebook-first workbench for federated learning in medical imaging.
+
+>>> import fedlab as fl
+>>> data = fl.data.load("pneumoniamnist")
+>>> sites = fl.data.split(data, n_sites=5, scheme=fl.data.Dirichlet(alpha=0.5), seed=0)
+>>> history = fl.run(sites, model="cnn", strategy="fedavg", rounds=10, seed=0)
+>>> history.summary()
+"""
+
+from . import data, metrics, models, strategies
+from .history import History
+from .simulation import run
+from .sites import Federation, Site
+
+__version__ = "0.1.0"
+
+__all__ = ["Federation", "History", "Site", "data", "metrics", "models", "run", "strategies",
+           "viz", "__version__"]
+
+
+def __getattr__(name: str):
+    # plotly-based modules import on first use, so `import fedlab` stays fast.
+    if name in ("viz", "widgets"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fedlab' has no attribute {name!r}")

@@ -1,0 +1,96 @@
+"""In-memory image datasets: the common currency of loaders, partitioners and sites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Split", "ImageDataset"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images and labels of one split.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        ``float32`` array of shape ``(N, C, H, W)`` with values in ``[0, 1]``.
+    labels : np.ndarray
+        ``int64`` array of shape ``(N,)`` with class indices.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {self.images.shape}")
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(
+                f"labels must have shape ({len(self.images)},), got {self.labels.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> Split:
+        """The samples at ``index`` (a new Split sharing no memory with this one)."""
+        return Split(self.images[index], self.labels[index])
+
+    @staticmethod
+    def concat(splits: list[Split]) -> Split:
+        """Stack several splits into one, in the order given."""
+        return Split(
+            np.concatenate([s.images for s in splits]),
+            np.concatenate([s.labels for s in splits]),
+        )
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A classification dataset with official train / val / test splits.
+
+    Attributes
+    ----------
+    name : str
+        Short lowercase name, e.g. ``"pneumoniamnist"``.
+    train, val, test : Split
+        The three splits.
+    classes : tuple of str
+        Class names, indexed by label.
+    license : str
+        Licence of the data (SPDX-like, e.g. ``"CC BY 4.0"``).
+    citation : str
+        What to cite when the data are used.
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[str, ...]
+    license: str = ""
+    citation: str = ""
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(int(s) for s in self.train.images.shape[2:])  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset({self.name!r}, train={len(self.train)}, val={len(self.val)}, "
+            f"test={len(self.test)}, classes={len(self.classes)}, "
+            f"shape={(self.n_channels, *self.image_size)}, license={self.license!r})"
+        )

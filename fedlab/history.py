@@ -1,0 +1,158 @@
+"""The record of a run: metrics per round, site and split; the bytes ledger; timings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["History", "GLOBAL"]
+
+GLOBAL = "global"
+TIMING_KEYS = ("wall_s", "train_s", "eval_s")
+Table = Literal["metrics", "ledger", "rounds", "events"]
+
+
+class History:
+    """Everything a run measured, as plain lists of rows (one dict per row).
+
+    Tables
+    ------
+    metrics : round, site (a site name or ``"global"``), split, loss, accuracy, auc, n
+    ledger : round, site, direction (``"down"``/``"up"``), bytes — one row per message
+    rounds : round, participants, wall_s, train_s, eval_s
+    events : round, site, event — e.g. an update excluded for non-finite values
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config: dict[str, Any] = dict(config or {})
+        self.metrics: list[dict[str, Any]] = []
+        self.ledger: list[dict[str, Any]] = []
+        self.rounds: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        #: the global model's state after the last round (set by ``run``, not saved)
+        self.final_state: dict | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary() if self.metrics else {}
+        return (f"History(strategy={self.config.get('strategy')!r}, rounds={len(self.rounds)}, "
+                f"accuracy={s.get('accuracy', float('nan')):.4f}, "
+                f"bytes_up={s.get('bytes_up', 0)})")
+
+    # -- recording ----------------------------------------------------------------
+    def log_metrics(self, round: int, site: str, split: str, values: dict[str, float]) -> None:
+        self.metrics.append({"round": round, "site": site, "split": split, **values})
+
+    def log_message(self, round: int, site: str, direction: str, nbytes: int) -> None:
+        self.ledger.append({"round": round, "site": site, "direction": direction,
+                            "bytes": int(nbytes)})
+
+    # -- reading ------------------------------------------------------------------
+    @property
+    def sites(self) -> list[str]:
+        """Site names that have metrics, in first-seen order."""
+        return list(dict.fromkeys(r["site"] for r in self.metrics if r["site"] != GLOBAL))
+
+    @property
+    def last_round(self) -> int:
+        return self.rounds[-1]["round"] if self.rounds else 0
+
+    def to_frame(self, table: Table = "metrics"):
+        """One table as a pandas DataFrame."""
+        import pandas as pd
+
+        if table not in ("metrics", "ledger", "rounds", "events"):
+            raise ValueError(f"table must be metrics, ledger, rounds or events, got {table!r}")
+        return pd.DataFrame(getattr(self, table))
+
+    def series(self, metric: str = "accuracy", site: str = GLOBAL,
+               split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """``(rounds, values)`` of one metric for one site (or ``"global"``) and split."""
+        rows = [r for r in self.metrics if r["site"] == site and r["split"] == split]
+        if not rows:
+            raise KeyError(f"no metrics for site={site!r}, split={split!r}")
+        return (np.array([r["round"] for r in rows]),
+                np.array([r[metric] for r in rows], dtype=float))
+
+    def final(self, metric: str = "accuracy", site: str = GLOBAL, split: str = "test") -> float:
+        """The last recorded value of ``metric``."""
+        return float(self.series(metric, site, split)[1][-1])
+
+    def bytes(self, direction: str | None = None) -> int:
+        """Total bytes in the ledger, optionally for ``"up"`` or ``"down"`` only."""
+        return sum(r["bytes"] for r in self.ledger if direction in (None, r["direction"]))
+
+    def summary(self, split: str = "test") -> dict[str, Any]:
+        """Final global metrics plus totals: the run in one dict."""
+        out: dict[str, Any] = {m: self.final(m, GLOBAL, split) for m in ("accuracy", "auc", "loss")}
+        out.update(
+            rounds=self.last_round,
+            bytes_up=self.bytes("up"),
+            bytes_down=self.bytes("down"),
+            wall_s=round(sum(r["wall_s"] for r in self.rounds), 3),
+            strategy=self.config.get("strategy"),
+            n_sites=len(self.sites),
+        )
+        return out
+
+    # -- persistence --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "metrics": self.metrics, "ledger": self.ledger,
+                "rounds": self.rounds, "events": self.events}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        h = cls(data.get("config"))
+        for name in ("metrics", "ledger", "rounds", "events"):
+            setattr(h, name, [_nan_in(dict(r)) for r in data.get(name, [])])
+        return h
+
+    def save(self, path: str | Path) -> Path:
+        """Write the History as JSON (NaN stored as null); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(_nan_out(self.to_dict()), indent=1))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> History:
+        """Read a History written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def truncate(self, last_round: int) -> History:
+        """A copy holding rounds ``<= last_round`` only (used when resuming)."""
+        h = History(self.config)
+        for name in ("metrics", "ledger", "rounds", "events"):
+            setattr(h, name, [dict(r) for r in getattr(self, name) if r["round"] <= last_round])
+        return h
+
+    def equals(self, other: History, ignore_timing: bool = True) -> bool:
+        """Same config, metrics, ledger and events (timings ignored by default)."""
+        a, b = _nan_out(self.to_dict()), _nan_out(other.to_dict())
+        if ignore_timing:
+            for d in (a, b):
+                d["rounds"] = [{k: v for k, v in r.items() if k not in TIMING_KEYS}
+                               for r in d["rounds"]]
+        return a == b
+
+
+def _nan_out(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: _nan_out(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_out(v) for v in obj]
+    return obj
+
+
+def _nan_in(row: dict[str, Any]) -> dict[str, Any]:
+    for k in ("loss", "accuracy", "auc"):
+        if k in row and row[k] is None:
+            row[k] = float("nan")
+    return row

@@ -1,0 +1,138 @@
+"""Sites (simulated hospitals) and the federation they form.
+
+A :class:`Site` owns its private train / val / test data. The rest of fedlab reaches
+the data only through the site's methods: local training and evaluation run *at* the
+site, and what leaves it is model state, counts and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .data.base import Split
+
+__all__ = ["Site", "Federation"]
+
+SPLITS = ("train", "val", "test")
+
+
+class Site:
+    """One participant of a federation, holding its own data.
+
+    Parameters
+    ----------
+    name : str
+        Site name, unique within a federation.
+    train, val, test : Split
+        The site's private splits.
+    classes : sequence of str
+        Class names of the task (shared knowledge, not private data).
+    """
+
+    def __init__(self, name: str, train: Split, val: Split, test: Split,
+                 classes: Sequence[str]) -> None:
+        self.name = name
+        self.classes = tuple(classes)
+        self._data = {"train": train, "val": val, "test": test}
+        self._tensors: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={len(self._data[s])}" for s in SPLITS)
+        return f"Site({self.name!r}, {sizes})"
+
+    def size(self, split: str = "train") -> int:
+        """Number of samples in ``split`` (what FedAvg weights by)."""
+        return len(self._split(split))
+
+    @property
+    def n_examples(self) -> int:
+        return self.size("train")
+
+    def label_counts(self, split: str = "train") -> np.ndarray:
+        """Samples per class in ``split``: a summary a site may share."""
+        return np.bincount(self._split(split).labels, minlength=len(self.classes))
+
+    def tensors(self, split: str, device: torch.device | str = "cpu",
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split as ``(images, labels)`` tensors on ``device``, cached.
+
+        Used by the code that runs *at* the site (local training, evaluation).
+        """
+        key = (split, str(device))
+        if key not in self._tensors:
+            part = self._split(split)
+            x = torch.from_numpy(np.ascontiguousarray(part.images, dtype=np.float32))
+            y = torch.from_numpy(part.labels.astype(np.int64))
+            self._tensors[key] = (x.to(device), y.to(device))
+        return self._tensors[key]
+
+    def peek(self, n: int = 4, split: str = "train", seed: int = 0) -> Split:
+        """A few samples, for teaching figures only (a real site would not share them)."""
+        part = self._split(split)
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(len(part), size=min(n, len(part)), replace=False))
+        return part.subset(idx)
+
+    def _split(self, split: str) -> Split:
+        if split not in self._data:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return self._data[split]
+
+    @staticmethod
+    def pool(sites: Sequence[Site], name: str = "pooled") -> Site:
+        """One site holding the union of all sites' data (the centralised baseline)."""
+        parts = {s: Split.concat([site._split(s) for site in sites]) for s in SPLITS}
+        return Site(name, parts["train"], parts["val"], parts["test"], sites[0].classes)
+
+
+class Federation(Sequence[Site]):
+    """The sites of one experiment, with how they were made.
+
+    Behaves as a list of :class:`Site`; ``pooled()`` gives the centralised view.
+    """
+
+    def __init__(self, sites: Sequence[Site], dataset: str = "", scheme: str = "",
+                 seed: int | None = None) -> None:
+        if not sites:
+            raise ValueError("a federation needs at least one site")
+        names = [s.name for s in sites]
+        if len(set(names)) != len(names):
+            raise ValueError(f"site names must be unique, got {names}")
+        self.sites = list(sites)
+        self.dataset, self.scheme, self.seed = dataset, scheme, seed
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.sites[i]
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __iter__(self) -> Iterator[Site]:
+        return iter(self.sites)
+
+    def __repr__(self) -> str:
+        return (f"Federation({len(self)} sites, dataset={self.dataset!r}, "
+                f"scheme={self.scheme}, seed={self.seed})")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.sites[0].classes
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.sites]
+
+    def pooled(self) -> Site:
+        """All sites' data in one place: the centralised baseline's single site."""
+        return Site.pool(self.sites)
+
+    def label_counts(self, split: str = "train") -> np.ndarray:
+        """Array ``(n_sites, n_classes)`` of samples per class at each site."""
+        return np.stack([s.label_counts(split) for s in self.sites])
+
+    def sizes(self) -> dict[str, dict[str, int]]:
+        """``{site: {split: n}}``."""
+        return {s.name: {p: s.size(p) for p in SPLITS} for s in self.sites}

@@ -1,0 +1,111 @@
+"""The strategy interface: a client half that runs at a site and a server half.
+
+A strategy is a frozen dataclass of hyper-parameters. The state it needs between
+rounds is passed in and out explicitly (server state held by the run loop, site state
+held by each site), so strategies stay pure, checkpoints capture everything, and
+resuming a run reproduces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..training import TrainConfig, train_epochs
+
+__all__ = ["Strategy", "ClientContext", "Update", "State"]
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class Update:
+    """What a site sends back after local training."""
+
+    site: str
+    payload: State
+    n_examples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ClientContext:
+    """What the client half of a strategy can use while it runs at one site.
+
+    ``model`` already holds the state chosen by :meth:`Strategy.local_start`;
+    ``received`` is what the server sent; ``site_state`` is the site's own persistent
+    state, which the strategy may read and update in place. The site's data are reached
+    only through :meth:`train`.
+    """
+
+    site: str
+    round: int
+    model: nn.Module
+    received: State
+    site_state: State
+    config: TrainConfig
+    n_examples: int
+    _train: Callable[..., dict[str, float]]
+
+    def train(self, extra_loss=None, after_backward=None) -> dict[str, float]:
+        """Run the local epochs on this site's training data (see ``train_epochs``)."""
+        return self._train(extra_loss=extra_loss, after_backward=after_backward)
+
+    def model_state(self) -> State:
+        """A detached copy of the model's current state."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def update(self, payload: State, metrics: dict[str, float] | None = None) -> Update:
+        """Wrap ``payload`` as this site's reply, weighted by its example count."""
+        return Update(self.site, payload, self.n_examples, dict(metrics or {}))
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Base class of FL algorithms. Subclasses override the hooks they change.
+
+    Class attributes: ``name`` (lowercase, used by the CLI), ``communicates`` (False for
+    baselines that exchange nothing), ``pooled`` (True to train on the pooled data).
+    """
+
+    name: ClassVar[str] = "strategy"
+    communicates: ClassVar[bool] = True
+    pooled: ClassVar[bool] = False
+
+    # -- server half -------------------------------------------------------------
+    def init_server_state(self, global_state: State) -> State:
+        """Server-side state kept across rounds (e.g. momentum); none by default."""
+        return {}
+
+    def message_down(self, global_state: State) -> State:
+        """What the server sends to each selected site."""
+        return global_state
+
+    def aggregate(self, global_state: State, updates: list[Update],
+                  server_state: State) -> tuple[State, State]:
+        """Combine the sites' updates into the next global state."""
+        raise NotImplementedError
+
+    # -- client half -------------------------------------------------------------
+    def local_start(self, received: State, site_state: State) -> State:
+        """The state a site loads before training; by default what it received."""
+        return received
+
+    def client_update(self, ctx: ClientContext) -> Update:
+        """Local training at a site; by default plain local SGD, sending the new weights."""
+        metrics = ctx.train()
+        return ctx.update(ctx.model_state(), metrics)
+
+    def eval_state(self, global_state: State, site_state: State) -> State:
+        """The state evaluated on a site's data; the global model by default."""
+        return global_state
+
+    def site_train(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   config: TrainConfig, generator: torch.Generator,
+                   **hooks) -> dict[str, float]:
+        """The local training loop the site runs for :meth:`ClientContext.train`."""
+        return train_epochs(model, x, y, config, generator, **hooks)

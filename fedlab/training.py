@@ -1,0 +1,159 @@
+"""Local training and evaluation loops, seeded and device-aware."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["TrainConfig", "batches", "train_epochs", "predict", "resolve_device", "derive_seed",
+           "random_shift"]
+
+ExtraLoss = Callable[[nn.Module], torch.Tensor]
+AfterBackward = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a site trains locally in one round.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the site's training data per round (>= 1), unless ``steps`` is set.
+    steps : int or None
+        If set, exactly this many mini-batch steps per round instead of epochs.
+    batch_size : int
+        Mini-batch size (>= 1).
+    optimizer : {"sgd", "adam"}
+        Local optimiser, re-created at every round.
+    lr, momentum, weight_decay : float
+        Optimiser settings (momentum is used by SGD only).
+    lr_decay : float
+        Round ``r`` (from 1) trains with ``lr * lr_decay ** (r - 1)``; 1 keeps it constant.
+    augment : bool
+        Shift each training image by up to 2 pixels at random (see :func:`random_shift`).
+    """
+
+    epochs: int = 1
+    steps: int | None = None
+    batch_size: int = 32
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+    augment: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"local_epochs must be >= 1, got {self.epochs}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"local_steps must be >= 1 or None, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+
+    def for_round(self, round: int) -> TrainConfig:
+        """This configuration with the learning rate of round ``round`` (from 1)."""
+        if self.lr_decay == 1.0:
+            return self
+        return replace(self, lr=self.lr * self.lr_decay ** (round - 1), lr_decay=1.0)
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (e.g. run seed, round, site index)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0]
+               >> np.uint64(1))
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else is used as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None,
+            shuffle: bool = True) -> Iterator[torch.Tensor]:
+    """Index tensors of the mini-batches of one pass over ``n`` samples."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                 generator: torch.Generator, extra_loss: ExtraLoss | None = None,
+                 after_backward: AfterBackward | None = None) -> dict[str, float]:
+    """Train ``model`` in place on ``(x, y)`` as ``config`` says.
+
+    ``extra_loss(model)`` is added to the cross-entropy of every step (e.g. FedProx's
+    proximal term); ``after_backward(model)`` may edit the gradients before the step
+    (e.g. SCAFFOLD's correction). Returns the mean training loss and the step count.
+    """
+    model.train()
+    opt = config.make_optimizer(model.parameters())
+    total, steps, n = torch.zeros((), device=x.device), 0, len(y)
+    limit = config.steps if config.steps is not None else None
+    epochs = config.epochs if limit is None else 10**9
+    for _ in range(epochs):
+        for idx in batches(n, config.batch_size, generator):
+            idx = idx.to(x.device)
+            xb = random_shift(x[idx], generator) if config.augment else x[idx]
+            loss = F.cross_entropy(model(xb), y[idx])
+            if extra_loss is not None:
+                loss = loss + extra_loss(model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if after_backward is not None:
+                after_backward(model)
+            opt.step()
+            total += loss.detach()
+            steps += 1
+            if limit is not None and steps >= limit:
+                return {"train_loss": float(total) / steps, "steps": float(steps)}
+    return {"train_loss": float(total) / max(steps, 1), "steps": float(steps)}
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
+    """Translate the whole batch by one random offset of up to ``pixels`` in each axis.
+
+    Zero padding fills the border. One offset per batch keeps it cheap; over an epoch
+    every image still sees many offsets.
+    """
+    dy, dx = (torch.randint(-pixels, pixels + 1, (2,), generator=generator)).tolist()
+    if dy == 0 and dx == 0:
+        return x
+    padded = F.pad(x, (pixels, pixels, pixels, pixels))
+    h, w = x.shape[-2:]
+    return padded[..., pixels + dy:pixels + dy + h, pixels + dx:pixels + dx + w]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+            batch_size: int = 1024) -> tuple[np.ndarray, float]:
+    """Class probabilities for ``x`` and the summed cross-entropy against ``y``."""
+    model.eval()
+    probs, loss = [], 0.0
+    for idx in batches(len(y), batch_size, None, shuffle=False):
+        logits = model(x[idx])
+        loss += float(F.cross_entropy(logits, y[idx], reduction="sum"))
+        probs.append(torch.softmax(logits, dim=1).float().cpu())
+    if not probs:
+        return np.zeros((0, 0), dtype=np.float32), 0.0
+    return torch.cat(probs).numpy(), loss
