@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
-NBVAL := --nbval-lax --sanitize-with .ci/nbval-sanitize.cfg
+NBVAL := --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg
 
 .PHONY: install lab test test-unit test-notebooks tutorials smoke lint benchmark clean
 

@@ -8,14 +8,15 @@
 """
 
 from . import data, metrics, models, strategies
+from .evaluation import compare, cross_site, evaluate
 from .history import History
 from .simulation import run
 from .sites import Federation, Site
 
 __version__ = "0.1.0"
 
-__all__ = ["Federation", "History", "Site", "data", "metrics", "models", "run", "strategies",
-           "viz", "__version__"]
+__all__ = ["Federation", "History", "Site", "compare", "cross_site", "data", "evaluate",
+           "metrics", "models", "run", "strategies", "viz", "__version__"]
 
 
 def __getattr__(name: str):

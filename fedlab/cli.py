@@ -39,6 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     history = fl.run(sites, model=args.model, strategy=args.strategy, rounds=args.rounds,
                      local_epochs=args.local_epochs, batch_size=args.batch_size,
                      optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay,
+                     augment=args.augment,
                      seed=args.seed, device=args.device, eval_every=args.eval_every,
                      progress=not args.quiet, run_dir=out, resume=args.resume)
     history.save(out / "history.json")
@@ -98,10 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="cnn", choices=sorted(MODELS))
     r.add_argument("--rounds", type=int, default=10)
     r.add_argument("--local-epochs", type=int, default=1)
-    r.add_argument("--batch-size", type=int, default=32)
-    r.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    r.add_argument("--lr", type=float, default=0.05)
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])
+    r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--lr-decay", type=float, default=1.0, help="per-round lr factor in (0, 1]")
+    r.add_argument("--augment", action="store_true", help="random shifts of up to 2 px")
     r.add_argument("--eval-every", type=int, default=1)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")

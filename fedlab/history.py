@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["History", "GLOBAL"]
 
@@ -35,6 +36,10 @@ class History:
         self.events: list[dict[str, Any]] = []
         #: the global model's state after the last round (set by ``run``, not saved)
         self.final_state: dict | None = None
+        #: the state each site evaluates with after the last round: the global state
+        #: for FedAvg, the site's own model for local-only or personalised runs
+        #: (set by ``run``, not saved)
+        self.site_states: dict[str, dict] = {}
 
     def __repr__(self) -> str:
         s = self.summary() if self.metrics else {}
@@ -62,8 +67,6 @@ class History:
 
     def to_frame(self, table: Table = "metrics"):
         """One table as a pandas DataFrame."""
-        import pandas as pd
-
         if table not in ("metrics", "ledger", "rounds", "events"):
             raise ValueError(f"table must be metrics, ledger, rounds or events, got {table!r}")
         return pd.DataFrame(getattr(self, table))
@@ -80,6 +83,16 @@ class History:
     def final(self, metric: str = "accuracy", site: str = GLOBAL, split: str = "test") -> float:
         """The last recorded value of ``metric``."""
         return float(self.series(metric, site, split)[1][-1])
+
+    def per_site(self, metric: str = "accuracy", round: int | None = None,
+                 split: str = "test") -> pd.Series:
+        """``metric`` of every site at ``round`` (default: the last evaluated round)."""
+        rows = [r for r in self.metrics if r["split"] == split and r["site"] != GLOBAL]
+        if not rows:
+            raise KeyError(f"no per-site metrics for split={split!r}")
+        rnd = max(r["round"] for r in rows) if round is None else round
+        return pd.Series({r["site"]: r[metric] for r in rows if r["round"] == rnd},
+                         name=metric, dtype=float)
 
     def bytes(self, direction: str | None = None) -> int:
         """Total bytes in the ledger, optionally for ``"up"`` or ``"down"`` only."""

@@ -67,8 +67,8 @@ def _clone(state: State) -> State:
 
 def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = "cnn",
         strategy: str | Strategy = "fedavg", rounds: int = 10, local_epochs: int = 1,
-        local_steps: int | None = None, batch_size: int = 32, optimizer: str = "sgd",
-        lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.0,
+        local_steps: int | None = None, batch_size: int = 64, optimizer: str = "adam",
+        lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
         lr_decay: float = 1.0, augment: bool = False, seed: int = 0,
         device: str = "auto", eval_every: int = 1, eval_splits: Sequence[str] = ("test",),
         progress: bool = True, callbacks: Sequence[Callback] = (),
@@ -128,9 +128,11 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     }, default=str))
     trainers = [Site.pool(sites)] if strategy.pooled else sites
     net = _build_model(model, sites, seed).to(dev)
+    strategy = strategy.setup(net)
     global_state = _clone(net.state_dict())
     server_state = strategy.init_server_state(global_state)
-    site_states: list[State] = [{} for _ in trainers]
+    site_states: list[State] = [strategy.init_site_state(_clone(global_state))
+                                for _ in trainers]
     history, start = History(config), 1
     run_path = Path(run_dir) if run_dir is not None else None
     if run_path is not None:
@@ -148,7 +150,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
                initial=start - 1, total=rounds)
     for rnd in bar:
         t0 = time.perf_counter()
-        received = strategy.message_down(global_state)
+        received = strategy.message_down(global_state, server_state)
 
         def local(i: int, rnd: int = rnd, received: State = received) -> Update:
             return _local_round(strategy, net, trainers[i], i, rnd, received, site_states[i],
@@ -186,6 +188,9 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
             break
     bar.close()
     history.final_state = global_state
+    own = {t.name: st for t, st in zip(trainers, site_states, strict=True)}
+    history.site_states = {s.name: strategy.eval_state(global_state, own.get(s.name, {}))
+                           for s in sites}
     return history
 
 

@@ -42,9 +42,9 @@ class TrainConfig:
 
     epochs: int = 1
     steps: int | None = None
-    batch_size: int = 32
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.05
+    batch_size: int = 64
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     lr_decay: float = 1.0

@@ -29,6 +29,18 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return chosen
 
 
+def _strip_run_metadata(path: Path) -> None:
+    """Drop papermill's paths and timestamps so that re-running changes only outputs."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+
+
 def run_notebooks(names: list[str] | None = None, smoke: bool = False, inplace: bool = False,
                   out: str | Path | None = None) -> int:
     """Execute notebooks with papermill; returns 0 when all succeed, 1 otherwise."""
@@ -40,8 +52,11 @@ def run_notebooks(names: list[str] | None = None, smoke: bool = False, inplace: 
         target.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(target), parameters={"SMOKE": smoke},
+            # Teaching runs inject nothing: the committed parameters cell stays the only
+            # one, so FEDLAB_SMOKE=1 (nbval) still switches the committed notebook to smoke.
+            pm.execute_notebook(str(nb), str(target), parameters={"SMOKE": True} if smoke else {},
                                 cwd=str(nb.parent), progress_bar=False)
+            _strip_run_metadata(target)
         except Exception as err:  # report every notebook, then fail
             failed.append(nb.name)
             print(f"FAILED {nb.name}: {err}")

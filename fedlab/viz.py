@@ -18,6 +18,9 @@ from .sites import Site
 __all__ = [
     "label_distribution_info", "label_distribution", "sample_images",
     "learning_curves_info", "learning_curves", "compare_runs_info", "compare_runs",
+    "cross_site_heatmap", "label_heatmap", "label_skew_info", "label_skew",
+    "site_distances_info", "site_distances", "intensity_histograms_info",
+    "intensity_histograms",
 ]
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
@@ -130,4 +133,111 @@ def compare_runs(histories: Mapping[str, History], metric: str = "accuracy",
                         line=dict(color=PALETTE[i % len(PALETTE)]))
     fig.update_layout(title=f"Global {metric} ({split})", xaxis_title="round",
                       yaxis_title=metric)
+    return fig
+
+
+def cross_site_heatmap(frame: pd.DataFrame, title: str = "") -> go.Figure:
+    """Heatmap of :func:`fedlab.cross_site`: rows the model's owner, columns the test site."""
+    fig = go.Figure(go.Heatmap(
+        z=frame.to_numpy(), x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
+        colorscale="Viridis", zmin=0, zmax=1, text=frame.round(2).to_numpy(),
+        texttemplate="%{text}", colorbar=dict(title="value")))
+    fig.update_layout(title=title or "Each model tested at every site",
+                      xaxis_title="tested at", yaxis_title="model of",
+                      yaxis_autorange="reversed")
+    return fig
+
+
+# -- heterogeneity: label skew and acquisition shift -------------------------------------
+
+_METRIC_NAMES = {"js": "Jensen-Shannon distance", "tv": "total variation",
+                 "emd": "EMD (sum |p - q|)"}
+
+
+def label_heatmap(sites: Sequence[Site], split: str = "train",
+                  normalize: bool = True) -> go.Figure:
+    """Sites x classes heatmap of label shares (or counts if not ``normalize``).
+
+    The numbers are :func:`label_distribution_info`'s.
+    """
+    info = label_distribution_info(sites, split)
+    value = "share" if normalize else "count"
+    table = info.pivot(index="site", columns="class", values=value)
+    table = table.loc[[s.name for s in sites], list(sites[0].classes)]
+    fig = go.Figure(go.Heatmap(
+        z=table.to_numpy(), x=[str(c) for c in table.columns], y=list(table.index),
+        colorscale="Blues", zmin=0, zmax=1 if normalize else None,
+        text=table.round(2 if normalize else 0).to_numpy(), texttemplate="%{text}",
+        colorbar=dict(title=value)))
+    fig.update_layout(title=f"Label {value} per site ({split})", xaxis_title="class",
+                      yaxis_title="site", yaxis_autorange="reversed")
+    return fig
+
+
+def label_skew_info(sites: Sequence[Site], metric: str = "js",
+                    split: str = "train") -> pd.DataFrame:
+    """Columns site, n, distance: each site's label distribution vs the pooled one."""
+    from .data.stats import distance_to_global
+
+    return distance_to_global(sites, metric, split)  # type: ignore[arg-type]
+
+
+def label_skew(sites: Sequence[Site], metric: str = "js", split: str = "train") -> go.Figure:
+    """Bars: how far each site's labels are from the global distribution."""
+    info = label_skew_info(sites, metric, split)
+    fig = go.Figure(go.Bar(x=info["site"], y=info["distance"], marker_color=PALETTE[0],
+                           customdata=info["n"], hovertemplate="%{x}: %{y:.3f} (n=%{customdata})"))
+    fig.update_layout(title=f"Label skew: {_METRIC_NAMES.get(metric, metric)} to the global "
+                      f"labels ({split}), mean {info['distance'].mean():.3f}",
+                      xaxis_title="site", yaxis_title=metric)
+    return fig
+
+
+def site_distances_info(sites: Sequence[Site], metric: str = "js",
+                        split: str = "train") -> pd.DataFrame:
+    """Columns site_a, site_b, distance between the sites' label distributions."""
+    from .data.stats import distance_matrix
+
+    matrix = distance_matrix(sites, metric, split)  # type: ignore[arg-type]
+    return (matrix.rename_axis(index="site_a", columns="site_b").stack()
+            .rename("distance").reset_index())
+
+
+def site_distances(sites: Sequence[Site], metric: str = "js",
+                   split: str = "train") -> go.Figure:
+    """Site-to-site heatmap of label distances (0: same label distribution)."""
+    info = site_distances_info(sites, metric, split)
+    names = [s.name for s in sites]
+    z = info["distance"].to_numpy().reshape(len(names), len(names))
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale="Viridis", zmin=0,
+                               zmax=2 if metric == "emd" else 1, text=np.round(z, 2),
+                               texttemplate="%{text}", colorbar=dict(title=metric)))
+    fig.update_layout(title=f"Site-to-site label {_METRIC_NAMES.get(metric, metric)} ({split})",
+                      yaxis_autorange="reversed")
+    return fig
+
+
+def intensity_histograms_info(sites: Sequence[Site], split: str = "train", bins: int = 32,
+                              max_samples: int | None = 2000, seed: int = 0) -> pd.DataFrame:
+    """Columns site, bin_left, bin_right, density of pixel intensities per site.
+
+    Teaching view: it reads up to ``max_samples`` images per site.
+    """
+    from .data.stats import intensity_histogram
+
+    return intensity_histogram(sites, split, bins, max_samples, seed)
+
+
+def intensity_histograms(sites: Sequence[Site], split: str = "train", bins: int = 32,
+                         max_samples: int | None = 2000, seed: int = 0) -> go.Figure:
+    """Overlaid pixel-intensity histograms, one line per site: acquisition shift shows
+    as sites whose curves differ (brighter, more contrast, noisier, blurrier)."""
+    info = intensity_histograms_info(sites, split, bins, max_samples, seed)
+    fig = go.Figure()
+    for i, (site, rows) in enumerate(info.groupby("site", sort=False)):
+        centre = (rows["bin_left"] + rows["bin_right"]) / 2
+        fig.add_scatter(x=centre, y=rows["density"], name=str(site), mode="lines",
+                        line=dict(shape="hvh", width=2, color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(title=f"Pixel intensities per site ({split})", xaxis_title="intensity",
+                      yaxis_title="density", xaxis_range=[0, 1])
     return fig

@@ -10,7 +10,7 @@ from fedlab.data import Split
 from fedlab.sites import Site
 from fedlab.strategies import FedAvg, Update
 
-FAST = dict(model="mlp", rounds=2, batch_size=32, lr=0.05, progress=False)
+FAST = dict(model="mlp", rounds=2, batch_size=32, optimizer="sgd", lr=0.05, progress=False)
 
 
 def test_one_site_full_batch_step_equals_centralised_sgd(synthetic):
@@ -19,7 +19,8 @@ def test_one_site_full_batch_step_equals_centralised_sgd(synthetic):
     model = fl.models.MLP()
     ref = copy.deepcopy(model)
     h = fl.run([site], model=model, strategy="fedavg", rounds=1, local_epochs=1,
-               batch_size=len(synthetic.train), lr=0.1, momentum=0.0, progress=False)
+               batch_size=len(synthetic.train), optimizer="sgd", lr=0.1, momentum=0.0,
+               progress=False)
     x = torch.from_numpy(synthetic.train.images)
     y = torch.from_numpy(synthetic.train.labels)
     opt = torch.optim.SGD(ref.parameters(), lr=0.1)
@@ -174,3 +175,27 @@ def test_local_steps_and_update_weights(federation):
 
     fl.run(federation, strategy=Spy(), local_steps=3, **{**FAST, "rounds": 1})
     assert counts == [[(s.n_examples, 3.0) for s in federation]]
+
+
+def test_cross_site_evaluation(federation, tmp_path):
+    loc = fl.run(federation, strategy="local", **FAST)
+    fed = fl.run(federation, strategy="fedavg", **FAST)
+    m = fl.cross_site(loc, federation)
+    assert list(m.index) == federation.names and list(m.columns) == [*federation.names, "global"]
+    # the diagonal is what run() measured: each site's own model on its own test split
+    for name in federation.names:
+        assert m.loc[name, name] == pytest.approx(loc.final("accuracy", site=name))
+    shared = fl.cross_site(fed, federation)
+    assert np.allclose(shared.to_numpy(), shared.to_numpy()[0])  # one model for everybody
+    assert shared.iloc[0]["global"] == pytest.approx(fed.final("accuracy"))
+    with pytest.raises(ValueError, match="site models"):
+        fl.cross_site(fl.History.load(fed.save(tmp_path / "h.json")), federation)
+
+
+def test_compare_table(federation):
+    runs = {"fedavg": fl.run(federation, **FAST), "local": fl.run(federation, strategy="local",
+                                                                   **FAST)}
+    table = fl.compare(runs)
+    assert list(table.index) == ["fedavg", "local"]
+    assert table.loc["local", "MB up"] == 0 and table.loc["fedavg", "MB up"] > 0
+    assert table.loc["fedavg", "worst site accuracy"] == runs["fedavg"].per_site().min()

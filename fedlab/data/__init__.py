@@ -8,13 +8,30 @@ from .medmnist import (
     default_data_dir,
     load_medmnist,
 )
+from .natural import from_folders, from_metadata
 from .partition import IID, Dirichlet, assign, split
+from .shift import AcquisitionShift, Scanner, apply_shift
+from .skew import Pathological, QuantitySkew, Shards
+from .stats import (
+    distance_matrix,
+    distance_to_global,
+    intensity_histogram,
+    intensity_stats,
+    js_distance,
+    label_distance,
+    label_shares,
+    scanner_info,
+    total_variation,
+)
 from .synthetic import make_synthetic
 
 __all__ = [
-    "DATASETS", "ChecksumError", "DataNotFoundError", "Dirichlet", "IID", "ImageDataset",
-    "Split", "assign", "default_data_dir", "load", "load_medmnist", "make_synthetic",
-    "split",
+    "DATASETS", "AcquisitionShift", "ChecksumError", "DataNotFoundError", "Dirichlet", "IID",
+    "ImageDataset", "Pathological", "QuantitySkew", "Scanner", "Shards", "Split",
+    "apply_shift", "assign", "default_data_dir", "distance_matrix", "distance_to_global",
+    "from_folders", "from_metadata", "intensity_histogram", "intensity_stats", "js_distance",
+    "label_distance", "label_shares", "load", "load_medmnist", "make_synthetic",
+    "scanner_info", "split", "total_variation",
 ]
 
 

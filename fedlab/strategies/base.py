@@ -76,13 +76,22 @@ class Strategy:
     communicates: ClassVar[bool] = True
     pooled: ClassVar[bool] = False
 
+    def setup(self, model: nn.Module) -> Strategy:
+        """The strategy to use with ``model``; ``run`` calls it once, with the built model.
+
+        Strategies that must know the model's structure (which state keys are trainable
+        parameters, which belong to normalisation layers) resolve it here and return a
+        copy made with :func:`dataclasses.replace`. The default returns ``self``.
+        """
+        return self
+
     # -- server half -------------------------------------------------------------
     def init_server_state(self, global_state: State) -> State:
         """Server-side state kept across rounds (e.g. momentum); none by default."""
         return {}
 
-    def message_down(self, global_state: State) -> State:
-        """What the server sends to each selected site."""
+    def message_down(self, global_state: State, server_state: State) -> State:
+        """What the server sends to each selected site (the global state by default)."""
         return global_state
 
     def aggregate(self, global_state: State, updates: list[Update],
@@ -91,8 +100,17 @@ class Strategy:
         raise NotImplementedError
 
     # -- client half -------------------------------------------------------------
+    def init_site_state(self, global_state: State) -> State:
+        """A site's own state before round 1 (e.g. its local layers); none by default.
+
+        ``global_state`` is the common initial model, which every site can build
+        itself from the shared seed: using it sends nothing.
+        """
+        return {}
+
     def local_start(self, received: State, site_state: State) -> State:
-        """The state a site loads before training; by default what it received."""
+        """The complete model state a site loads before training; by default what it
+        received."""
         return received
 
     def client_update(self, ctx: ClientContext) -> Update:

@@ -1,0 +1,107 @@
+"""Evaluating trained models on any sites' data, after a run.
+
+``run`` scores each site's model on that site's own test split. Two questions need
+more: how does a model serve *other* hospitals' patients (cross-site evaluation), and
+how do several runs compare in one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .history import GLOBAL, History
+from .metrics import classification_metrics
+from .models import create_model
+from .sites import Site
+from .training import predict, resolve_device
+
+__all__ = ["evaluate", "cross_site", "compare"]
+
+State = dict[str, torch.Tensor]
+
+
+def _model_for(history: History, sites: Sequence[Site], model: nn.Module | None) -> nn.Module:
+    if model is not None:
+        return model
+    name = history.config.get("model")
+    if name not in (None, "") and isinstance(name, str):
+        try:
+            x, _ = sites[0].tensors("train")
+            return create_model(name, in_channels=x.shape[1], n_classes=len(sites[0].classes),
+                                image_size=x.shape[-1])
+        except ValueError:
+            pass
+    raise ValueError("pass model=: the run used a custom model that cannot be rebuilt by name")
+
+
+def evaluate(model: nn.Module, sites: Sequence[Site], state: State | None = None,
+             split: str = "test", device: str = "auto") -> pd.DataFrame:
+    """Metrics of one model on each site's ``split`` and on their union (``"global"``).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The architecture (its weights are replaced by ``state`` when given).
+    sites : list of Site
+        Where to evaluate.
+    state : dict of tensors, optional
+        Weights to load, e.g. ``history.final_state``.
+    """
+    dev = resolve_device(device)
+    model = model.to(dev)
+    if state is not None:
+        model.load_state_dict(state)
+    rows, probs, labels, loss = [], [], [], 0.0
+    for site in sites:
+        x, y = site.tensors(split, dev)
+        p, site_loss = predict(model, x, y)
+        y_np = y.cpu().numpy()
+        rows.append({"site": site.name, **classification_metrics(p, y_np, site_loss)})
+        if len(y_np):
+            probs.append(p)
+            labels.append(y_np)
+            loss += site_loss
+    rows.append({"site": GLOBAL, **classification_metrics(np.concatenate(probs),
+                                                          np.concatenate(labels), loss)})
+    return pd.DataFrame(rows).set_index("site")
+
+
+def cross_site(history: History, sites: Sequence[Site], metric: str = "accuracy",
+               split: str = "test", model: nn.Module | None = None,
+               device: str = "auto") -> pd.DataFrame:
+    """Each site's final model (rows) scored on every site's ``split`` (columns).
+
+    The ``"global"`` column scores each model on all sites' patients together. For a
+    shared global model (FedAvg) all rows are equal; for local-only or personalised
+    runs the off-diagonal cells show how a hospital's model serves other hospitals.
+    """
+    if not history.site_states:
+        raise ValueError("history has no final site models: it was loaded from JSON or made "
+                         "by hand; cross-site evaluation needs the History returned by run()")
+    net = _model_for(history, sites, model)
+    table = {owner: evaluate(net, sites, state, split, device)[metric]
+             for owner, state in history.site_states.items()}
+    frame = pd.DataFrame(table).T
+    frame.index.name, frame.columns.name = "model of", "tested at"
+    return frame
+
+
+def compare(runs: Mapping[str, History], split: str = "test") -> pd.DataFrame:
+    """One row per run: final global accuracy, AUC, loss, the worst site's accuracy,
+    MB sent up and down, and wall time."""
+    rows = []
+    for name, h in runs.items():
+        s = h.summary(split)
+        per_site = h.per_site("accuracy", split=split)
+        rows.append({
+            "run": name, "accuracy": s["accuracy"], "auc": s["auc"], "loss": s["loss"],
+            "worst site accuracy": float(per_site.min()) if len(per_site) else float("nan"),
+            "MB up": s["bytes_up"] / 1e6, "MB down": s["bytes_down"] / 1e6,
+            "wall s": s["wall_s"],
+        })
+    return pd.DataFrame(rows).set_index("run")

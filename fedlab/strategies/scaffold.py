@@ -1,0 +1,119 @@
+"""SCAFFOLD: local SGD corrected by control variates against client drift.
+
+Karimireddy, Kale, Mohri, Reddi, Stich and Suresh, "SCAFFOLD: Stochastic Controlled
+Averaging for Federated Learning", ICML 2020 (Algorithm 1, option II). The server keeps
+a control variate ``c`` (an estimate of the global gradient) and each site its own
+``c_i`` (an estimate of its local gradient). A site corrects every local gradient to
+``g + c - c_i``, so its steps follow the global direction rather than drift towards its
+own optimum. After ``K`` local steps of size ``lr`` from ``x`` to ``y``::
+
+    c_i+ = c_i - c + (x - y) / (K * lr)             # option II
+    send   dy = y - x   and   dc = c_i+ - c_i
+    server x += server_lr * mean(dy);   c += mean(dc)
+
+Means are weighted by example counts, as in FedAvg (the paper averages uniformly and,
+with partial participation, scales ``dc`` by the fraction of sites taking part; here
+every site takes part each round). ``c`` travels down with the model and ``dc`` up
+with ``dy``: twice FedAvg's traffic, which the ledger shows. Only trainable parameters
+have control variates; buffers (BatchNorm statistics) are averaged as in FedAvg.
+
+The derivation assumes plain local SGD: use ``optimizer="sgd"`` (ideally
+``momentum=0``); with Adam the correction is only a heuristic.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .aggregate import weighted_average
+from .base import ClientContext, State, Strategy, Update
+from .fedopt import trainable_keys
+
+__all__ = ["Scaffold"]
+
+_C = "control/"  # prefix of control variates in messages, server and site state
+
+
+@dataclass(frozen=True)
+class Scaffold(Strategy):
+    """SCAFFOLD with option II control variates.
+
+    Parameters
+    ----------
+    server_lr : float
+        Global step size on the average model change (paper: 1).
+    param_keys : tuple of str, keyword only
+        Keys that get control variates. Empty (default): the model's trainable
+        parameters, found by :meth:`setup` (``run`` calls it); without setup, every
+        floating-point tensor.
+    """
+
+    name: ClassVar[str] = "scaffold"
+    server_lr: float = 1.0
+    param_keys: tuple[str, ...] = field(default=(), kw_only=True, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.server_lr > 0:
+            raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
+
+    def setup(self, model: nn.Module) -> Scaffold:
+        return self if self.param_keys else replace(self, param_keys=trainable_keys(model))
+
+    def _zeros(self, state: State) -> State:
+        keys = self.param_keys or [k for k, v in state.items() if v.is_floating_point()]
+        return {_C + k: torch.zeros_like(state[k]) for k in keys}
+
+    # -- server half -------------------------------------------------------------
+    def init_server_state(self, global_state: State) -> State:
+        return self._zeros(global_state)  # c = 0
+
+    def message_down(self, global_state: State, server_state: State) -> State:
+        return {**global_state, **server_state}  # the model and c
+
+    def aggregate(self, global_state: State, updates: list[Update],
+                  server_state: State) -> tuple[State, State]:
+        mean = weighted_average([u.payload for u in updates], [u.n_examples for u in updates])
+        new_global = {k: x + (self.server_lr * mean[k] if _C + k in server_state else mean[k])
+                      for k, x in global_state.items()}
+        new_server = {k: c + mean[k] for k, c in server_state.items()}
+        return new_global, new_server
+
+    # -- client half -------------------------------------------------------------
+    def init_site_state(self, global_state: State) -> State:
+        return self._zeros(global_state)  # c_i = 0
+
+    def local_start(self, received: State, site_state: State) -> State:
+        return {k: v for k, v in received.items() if not k.startswith(_C)}
+
+    def client_update(self, ctx: ClientContext) -> Update:
+        if ctx.config.optimizer != "sgd":
+            warnings.warn("SCAFFOLD's control variates assume plain local SGD "
+                          f"(optimizer='sgd'); with {ctx.config.optimizer!r} the correction "
+                          "is only a heuristic", stacklevel=2)
+        keys = [k[len(_C):] for k in ctx.site_state]
+        c = {k: ctx.received[_C + k] for k in keys}
+        c_i = {k: ctx.site_state[_C + k] for k in keys}
+        shift = {k: c[k] - c_i[k] for k in keys}
+        params = dict(ctx.model.named_parameters())
+        x = ctx.model_state()
+
+        def correct(model: nn.Module) -> None:  # g <- g + c - c_i
+            for k, s in shift.items():
+                p = params.get(k)
+                if p is not None and p.grad is not None:
+                    p.grad.add_(s)
+
+        metrics = ctx.train(after_backward=correct)
+        y = ctx.model_state()
+        steps, lr = metrics.get("steps", 0.0), ctx.config.lr
+        new_c_i = ({k: c_i[k] - c[k] + (x[k] - y[k]) / (steps * lr) for k in keys}
+                   if steps else dict(c_i))  # option II; unchanged if nothing was trained
+        payload = {k: y[k] - x[k] for k in y}
+        payload.update({_C + k: new_c_i[k] - c_i[k] for k in keys})
+        ctx.site_state.update({_C + k: v for k, v in new_c_i.items()})
+        return ctx.update(payload, metrics)
