@@ -13,15 +13,42 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-PARTITIONS = ("iid", "dirichlet")
+PARTITIONS = ("iid", "dirichlet", "pathological", "shards", "quantity")
 
 
 def _partitioner(args: argparse.Namespace):
     from . import data
 
-    if args.partition == "iid":
-        return data.IID()
-    return data.Dirichlet(alpha=args.alpha, min_size=args.min_size)
+    return {
+        "iid": lambda: data.IID(),
+        "dirichlet": lambda: data.Dirichlet(alpha=args.alpha, min_size=args.min_size),
+        "pathological": lambda: data.Pathological(classes_per_site=args.classes_per_site),
+        "shards": lambda: data.Shards(shards_per_site=args.shards_per_site),
+        "quantity": lambda: data.QuantitySkew(skew=args.quantity_skew or 1.0),
+    }[args.partition]()
+
+
+def _strategy(name: str, params: list[str]):
+    """A strategy from its name and ``KEY=VALUE`` hyper-parameters, typed by its fields."""
+    import dataclasses
+
+    from .strategies import get
+
+    cls = type(get(name))
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(fields) or 'nothing (this strategy has no parameters)'}")
+        default = fields[key].default
+        kind = type(default) if default is not dataclasses.MISSING else str
+        if kind not in (int, float, str, bool):
+            raise ValueError(f"--param {key}: a {kind.__name__} cannot be set from the command "
+                             "line; use the Python API")
+        kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+    return cls(**kwargs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -33,10 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset = fl.data.make_synthetic(seed=args.seed)
     else:
         dataset = fl.data.load(args.dataset, root=args.data_dir, progress=not args.quiet)
+    sizes = fl.data.QuantitySkew(skew=args.quantity_skew) if (
+        args.quantity_skew and args.partition != "quantity") else None
+    shift = fl.data.AcquisitionShift(strength=args.shift) if args.shift else None
     sites = fl.data.split(dataset, n_sites=args.sites, scheme=_partitioner(args),
-                          seed=args.seed)
+                          sizes=sizes, shift=shift, seed=args.seed)
     out = Path(args.out)
-    history = fl.run(sites, model=args.model, strategy=args.strategy, rounds=args.rounds,
+    strategy = _strategy(args.strategy, args.param)
+    history = fl.run(sites, model=args.model, strategy=strategy, rounds=args.rounds,
                      local_epochs=args.local_epochs, batch_size=args.batch_size,
                      optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay,
                      augment=args.augment,
@@ -95,7 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--partition", default="iid", choices=PARTITIONS)
     r.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (> 0)")
     r.add_argument("--min-size", type=int, default=10, help="fewest training samples a site gets")
+    r.add_argument("--classes-per-site", type=int, default=2,
+                   help="pathological: classes a site sees")
+    r.add_argument("--shards-per-site", type=int, default=2, help="shards: shards dealt to a site")
+    r.add_argument("--quantity-skew", type=float, default=0.0,
+                   help="power-law skew of site sizes (0: equal; 'quantity' uses 1 when 0); "
+                        "composes with any partition")
+    r.add_argument("--shift", type=float, default=0.0,
+                   help="acquisition shift strength in [0, 1]: a different scanner per site")
     r.add_argument("--strategy", default="fedavg", choices=sorted(STRATEGIES))
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy hyper-parameter, e.g. --param mu=0.1 (repeatable)")
     r.add_argument("--model", default="cnn", choices=sorted(MODELS))
     r.add_argument("--rounds", type=int, default=10)
     r.add_argument("--local-epochs", type=int, default=1)

@@ -84,8 +84,10 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         ``"cnn"`` (default), ``"mlp"``, ``"resnet18"``, ``"densenet121"``, a module (copied,
         so the caller's stays untouched) or a factory returning one.
     strategy : str or Strategy
-        ``"fedavg"``, ``"centralized"`` (pooled data), ``"local"`` (no federation), or a
-        :class:`~fedlab.strategies.Strategy` instance.
+        A name from ``fedlab.strategies.STRATEGIES`` (``"fedavg"``, ``"fedprox"``,
+        ``"scaffold"``, ``"fedadam"``, ``"fedbn"``, ``"ditto"``, ...; the baselines
+        ``"centralized"`` on pooled data and ``"local"`` without federation), or a
+        :class:`~fedlab.strategies.Strategy` instance (e.g. ``FedProx(mu=0.1)``).
     rounds : int
         Communication rounds (for ``centralized``: rounds of ``local_epochs`` epochs).
     local_epochs, local_steps, batch_size, optimizer, lr, momentum, weight_decay, lr_decay, augment

@@ -103,6 +103,9 @@ class Federation(Sequence[Site]):
             raise ValueError(f"site names must be unique, got {names}")
         self.sites = list(sites)
         self.dataset, self.scheme, self.seed = dataset, scheme, seed
+        #: site name -> the simulated scanner its images went through (acquisition
+        #: shift); empty when the split applied none
+        self.scanners: dict = {}
 
     def __getitem__(self, i):  # type: ignore[override]
         return self.sites[i]

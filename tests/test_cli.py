@@ -59,3 +59,32 @@ def test_help_lists_choices():
 def test_data_list(capsys, tmp_path):
     assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
     assert "pneumoniamnist" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("strategy", sorted(fl.strategies.STRATEGIES))
+def test_every_strategy_selectable(tmp_path, strategy):
+    args = [a if a != "mlp" else "cnn-bn" for a in ARGS]  # fedbn needs norm layers
+    args[args.index("--rounds") + 1] = "1"
+    assert main([*args, "--strategy", strategy, "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["strategy"] == strategy
+
+
+@pytest.mark.parametrize("extra", [["--partition", "pathological", "--classes-per-site", "1"],
+                                   ["--partition", "shards"], ["--partition", "quantity"],
+                                   ["--quantity-skew", "1.5"], ["--shift", "0.5"]])
+def test_every_partitioner_selectable(tmp_path, extra):
+    assert main([*ARGS, *extra, "--out", str(tmp_path / "r")]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    name = {"pathological": "Pathological", "shards": "Shards", "quantity": "QuantitySkew",
+            "--quantity-skew": "QuantitySkew", "--shift": "AcquisitionShift"}
+    assert name[extra[1] if extra[0] == "--partition" else extra[0]] in summary["partition"]
+
+
+def test_strategy_params(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*ARGS, "--strategy", "fedprox", "--param", "mu=0.5", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["strategy_params"]["mu"] == 0.5
+    assert main([*ARGS, "--strategy", "fedprox", "--param", "nu=1",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "KEY one of ['mu']" in capsys.readouterr().err

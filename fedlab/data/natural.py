@@ -57,7 +57,6 @@ def from_metadata(data: ImageDataset, site_ids: Mapping[str, Sequence],
             raise ValueError(f"site {name!r} has no sample in site_ids['train']")
         sites.append(Site(name, *parts, classes=data.classes))
     fed = Federation(sites, dataset=data.name, scheme="natural (metadata)")
-    fed.scanners = {}
     return fed
 
 
@@ -115,7 +114,6 @@ def from_folders(root: str | Path, val_fraction: float = 0.1, test_fraction: flo
     sites = [Site(name, *(parts[s] for s in SPLITS), classes=classes)
              for name, parts in found.items()]
     fed = Federation(sites, dataset=root.name, scheme="natural (folders)", seed=seed)
-    fed.scanners = {}
     return fed
 
 
