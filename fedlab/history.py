@@ -23,8 +23,11 @@ class History:
     Tables
     ------
     metrics : round, site (a site name or ``"global"``), split, loss, accuracy, auc, n
-    ledger : round, site, direction (``"down"``/``"up"``), bytes — one row per message
-    rounds : round, participants, wall_s, train_s, eval_s
+    ledger : round, site, direction (``"down"``/``"up"``), bytes (what crossed the wire),
+        raw_bytes (the same content before any codec), what (``"model"``, ``"keys"``, ...),
+        peer (the other end: ``"server"`` or a site name) — one row per message
+    rounds : round, participants, wall_s, train_s, eval_s, plus whatever the strategy
+        reports for the round (:meth:`fedlab.strategies.Strategy.round_report`)
     events : round, site, event — e.g. an update excluded for non-finite values
     """
 
@@ -51,9 +54,18 @@ class History:
     def log_metrics(self, round: int, site: str, split: str, values: dict[str, float]) -> None:
         self.metrics.append({"round": round, "site": site, "split": split, **values})
 
-    def log_message(self, round: int, site: str, direction: str, nbytes: int) -> None:
+    def log_message(self, round: int, site: str, direction: str, nbytes: int,
+                    raw_bytes: int | None = None, what: str = "model",
+                    peer: str = "server") -> None:
+        """Record one message. ``direction`` is seen from ``site``: ``"up"`` = sent by
+        it, ``"down"`` = received by it; ``nbytes`` is the encoded (on-the-wire) size and
+        ``raw_bytes`` the size before encoding (defaults to ``nbytes``)."""
+        if direction not in ("up", "down"):
+            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
         self.ledger.append({"round": round, "site": site, "direction": direction,
-                            "bytes": int(nbytes)})
+                            "bytes": int(nbytes),
+                            "raw_bytes": int(nbytes if raw_bytes is None else raw_bytes),
+                            "what": what, "peer": peer})
 
     # -- reading ------------------------------------------------------------------
     @property

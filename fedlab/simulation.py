@@ -172,6 +172,10 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
                                        "event": "excluded: non-finite update"})
         if good:
             global_state, server_state = strategy.aggregate(global_state, good, server_state)
+        for msg in strategy.extra_messages(rnd, updates):
+            history.log_message(rnd, msg["site"], msg["direction"], msg["bytes"],
+                                msg.get("raw_bytes"), msg.get("what", "model"),
+                                msg.get("peer", "server"))
         t1 = time.perf_counter()
         if rnd % eval_every == 0 or rnd == rounds:
             _evaluate(history, rnd, net, strategy, global_state, site_states, sites, trainers,
@@ -180,6 +184,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
             "round": rnd, "participants": len(updates), "excluded": len(updates) - len(good),
             "train_s": t_train, "eval_s": time.perf_counter() - t1,
             "wall_s": time.perf_counter() - t0,
+            **strategy.round_report(rnd, server_state),
         })
         if run_path is not None:
             checkpoint.save_round(run_path, rnd, global_state, server_state, site_states, history)

@@ -199,3 +199,28 @@ def test_compare_table(federation):
     assert list(table.index) == ["fedavg", "local"]
     assert table.loc["local", "MB up"] == 0 and table.loc["fedavg", "MB up"] > 0
     assert table.loc["fedavg", "worst site accuracy"] == runs["fedavg"].per_site().min()
+
+
+def test_strategy_hooks_reach_the_ledger_and_round_rows(federation):
+    """``extra_messages`` rows land in the ledger and ``round_report`` in History.rounds."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class Chatty(fl.strategies.FedAvg):
+        name: ClassVar[str] = "chatty"
+
+        def extra_messages(self, rnd, updates):
+            return [{"site": u.site, "direction": "up", "bytes": 32, "what": "keys"}
+                    for u in updates]
+
+        def round_report(self, rnd, server_state):
+            return {"epsilon": 0.5 * rnd}
+
+    h = fl.run(federation, model="mlp", strategy=Chatty(), rounds=2, progress=False)
+    ledger = h.to_frame("ledger")
+    keys = ledger[ledger.what == "keys"]
+    assert len(keys) == 2 * len(federation) and (keys["bytes"] == 32).all()
+    assert (ledger.loc[ledger.what == "model", "raw_bytes"]
+            == ledger.loc[ledger.what == "model", "bytes"]).all()
+    assert [r["epsilon"] for r in h.rounds] == [0.5, 1.0]

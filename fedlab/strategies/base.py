@@ -99,6 +99,17 @@ class Strategy:
         """Combine the sites' updates into the next global state."""
         raise NotImplementedError
 
+    def extra_messages(self, rnd: int, updates: list[Update]) -> list[dict]:
+        """Messages besides the model exchange that this round needed (e.g. key
+        agreement for secure aggregation), as ledger rows: dicts with ``site``,
+        ``direction``, ``bytes`` and optionally ``what`` and ``peer``. None by default."""
+        return []
+
+    def round_report(self, rnd: int, server_state: State) -> dict[str, float]:
+        """Numbers to add to this round's row of ``History.rounds`` (e.g. the privacy
+        budget spent so far). Called after :meth:`aggregate`; nothing by default."""
+        return {}
+
     # -- client half -------------------------------------------------------------
     def init_site_state(self, global_state: State) -> State:
         """A site's own state before round 1 (e.g. its local layers); none by default.
