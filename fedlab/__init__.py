@@ -7,7 +7,7 @@
 >>> history.summary()
 """
 
-from . import data, metrics, models, strategies
+from . import attacks, comm, data, metrics, models, privacy, strategies, topologies
 from .evaluation import compare, cross_site, evaluate
 from .history import History
 from .simulation import run
@@ -15,13 +15,14 @@ from .sites import Federation, Site
 
 __version__ = "0.1.0"
 
-__all__ = ["Federation", "History", "Site", "compare", "cross_site", "data", "evaluate",
-           "metrics", "models", "run", "strategies", "viz", "__version__"]
+__all__ = ["Federation", "History", "Site", "attacks", "comm", "compare", "cross_site", "data",
+           "evaluate", "explain", "metrics", "models", "privacy", "run", "segmentation",
+           "strategies", "topologies", "viz", "__version__"]
 
 
 def __getattr__(name: str):
     # plotly-based modules import on first use, so `import fedlab` stays fast.
-    if name in ("viz", "widgets"):
+    if name in ("viz", "widgets", "segmentation", "explain"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

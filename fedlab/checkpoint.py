@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from .history import History
 
-__all__ = ["save_round", "load_latest", "check_config"]
+__all__ = ["save_round", "load_latest", "load_codec_states", "check_config"]
 
 State = dict[str, torch.Tensor]
 
@@ -26,12 +26,18 @@ def _path(run_dir: Path, round: int) -> Path:
 
 
 def save_round(run_dir: Path, round: int, global_state: State, server_state: State,
-               site_states: list[State], history: History) -> None:
-    """Write the checkpoint of ``round`` and the History, each atomically."""
+               site_states: list[State], history: History,
+               codec_states: list[State] | None = None) -> None:
+    """Write the checkpoint of ``round`` and the History, each atomically.
+
+    ``codec_states``: each site's codec state (e.g. error-feedback residuals), if any.
+    """
     tensors = {f"global/{k}": v for k, v in global_state.items()}
     tensors.update({f"server/{k}": v for k, v in server_state.items()})
     for i, state in enumerate(site_states):
         tensors.update({f"site/{i}/{k}": v for k, v in state.items()})
+    for i, state in enumerate(codec_states or []):
+        tensors.update({f"codec/{i}/{k}": v for k, v in state.items()})
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     path = _path(run_dir, round)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +68,23 @@ def load_latest(run_dir: Path, n_sites: int, device: torch.device,
         if head == "site":
             i, name = rest.split("/", 1)
             sites[int(i)][name] = value
+        elif head == "codec":
+            continue  # read by load_codec_states
         else:
             parts[head][rest] = value
     return round, parts["global"], parts["server"], sites, history.truncate(round)
+
+
+def load_codec_states(run_dir: Path, round: int, n_sites: int,
+                      device: torch.device) -> list[State]:
+    """Each site's codec state saved with the checkpoint of ``round`` (empty if none)."""
+    states: list[State] = [{} for _ in range(n_sites)]
+    for key, value in load_file(str(_path(run_dir, round)), device=str(device)).items():
+        head, rest = key.split("/", 1)
+        if head == "codec":
+            i, name = rest.split("/", 1)
+            states[int(i)][name] = value
+    return states
 
 
 def check_config(run_dir: Path, config: dict[str, Any], resume: bool) -> None:

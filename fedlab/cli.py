@@ -51,6 +51,20 @@ def _strategy(name: str, params: list[str]):
     return cls(**kwargs)
 
 
+def _count_or_fraction(text: str | None) -> int | float | None:
+    """``--clients-per-round``: ``"3"`` is a count, ``"0.5"`` a fraction of the sites."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"--clients-per-round must be a count (3) or a fraction (0.5), "
+                             f"got {text!r}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
@@ -72,10 +86,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                      optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay,
                      augment=args.augment,
                      seed=args.seed, device=args.device, eval_every=args.eval_every,
-                     progress=not args.quiet, run_dir=out, resume=args.resume)
+                     progress=not args.quiet, run_dir=out, resume=args.resume,
+                     topology=args.topology, uplink=args.uplink, downlink=args.downlink,
+                     clients_per_round=_count_or_fraction(args.clients_per_round),
+                     network=args.network)
     history.save(out / "history.json")
     summary = history.summary()
-    summary.update(dataset=dataset.name, partition=sites.scheme, sites=args.sites)
+    summary.update(dataset=dataset.name, partition=sites.scheme, sites=args.sites,
+                   topology=args.topology)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     state = {k: v.detach().cpu().contiguous() for k, v in history.final_state.items()}
     save_file(state, str(out / "model.safetensors"), metadata={"model": args.model})
@@ -113,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.medmnist import DATASETS
     from .models import MODELS
     from .strategies import STRATEGIES
+    from .topologies import TOPOLOGIES
 
     p = argparse.ArgumentParser(prog="fedlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -137,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", default="fedavg", choices=sorted(STRATEGIES))
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy hyper-parameter, e.g. --param mu=0.1 (repeatable)")
+    r.add_argument("--topology", default="star", choices=sorted(TOPOLOGIES),
+                   help="who talks to whom: a server (star), cyclic, gossip on a graph, swarm")
     r.add_argument("--model", default="cnn", choices=sorted(MODELS))
     r.add_argument("--rounds", type=int, default=10)
     r.add_argument("--local-epochs", type=int, default=1)
@@ -146,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr-decay", type=float, default=1.0, help="per-round lr factor in (0, 1]")
     r.add_argument("--augment", action="store_true", help="random shifts of up to 2 px")
     r.add_argument("--eval-every", type=int, default=1)
+    r.add_argument("--uplink", default=None, metavar="CODEC",
+                   help="uplink codec: identity, fp16, bf16, int8, int8-sr, topk:F, topk-ef:F "
+                        "(F a fraction), several joined by '|'")
+    r.add_argument("--downlink", default=None, metavar="CODEC", help="downlink codec (same names)")
+    r.add_argument("--clients-per-round", default=None, metavar="K",
+                   help="sites sampled per round: a count (3) or a fraction (0.5)")
+    r.add_argument("--network", default=None, metavar="PROFILE",
+                   help="simulated links: hospital-fibre, hospital-vpn, rural-clinic, "
+                        "satellite, datacenter, or mixed")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
     r.add_argument("--out", required=True, help="run directory (history, summary, weights)")

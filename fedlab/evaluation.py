@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .history import GLOBAL, History
-from .metrics import classification_metrics
+from .metrics import task_metrics
 from .models import create_model
 from .sites import Site
 from .training import predict, resolve_device
@@ -61,12 +61,12 @@ def evaluate(model: nn.Module, sites: Sequence[Site], state: State | None = None
         x, y = site.tensors(split, dev)
         p, site_loss = predict(model, x, y)
         y_np = y.cpu().numpy()
-        rows.append({"site": site.name, **classification_metrics(p, y_np, site_loss)})
+        rows.append({"site": site.name, **task_metrics(p, y_np, site_loss)})
         if len(y_np):
             probs.append(p)
             labels.append(y_np)
             loss += site_loss
-    rows.append({"site": GLOBAL, **classification_metrics(np.concatenate(probs),
+    rows.append({"site": GLOBAL, **task_metrics(np.concatenate(probs),
                                                           np.concatenate(labels), loss)})
     return pd.DataFrame(rows).set_index("site")
 

@@ -22,12 +22,16 @@ class History:
 
     Tables
     ------
-    metrics : round, site (a site name or ``"global"``), split, loss, accuracy, auc, n
+    metrics : round, site (a site name or ``"global"``), split, loss, accuracy, auc, n;
+        for segmentation (mask labels) also dice and dice_<class>
     ledger : round, site, direction (``"down"``/``"up"``), bytes (what crossed the wire),
         raw_bytes (the same content before any codec), what (``"model"``, ``"keys"``, ...),
         peer (the other end: ``"server"`` or a site name) — one row per message
-    rounds : round, participants, wall_s, train_s, eval_s, plus whatever the strategy
-        reports for the round (:meth:`fedlab.strategies.Strategy.round_report`)
+    rounds : round, participants, sites (their names), local_samples (site -> samples
+        trained on), wall_s, train_s, eval_s; with a network model sim_s, sim_total_s
+        (simulated seconds: the round, all rounds so far) and straggler (the slowest
+        site); plus whatever the strategy reports for the round
+        (:meth:`fedlab.strategies.Strategy.round_report`)
     events : round, site, event — e.g. an update excluded for non-finite values
     """
 
@@ -121,6 +125,8 @@ class History:
             strategy=self.config.get("strategy"),
             n_sites=len(self.sites),
         )
+        if self.rounds and "sim_total_s" in self.rounds[-1]:  # run with a network model
+            out["sim_s"] = round(self.rounds[-1]["sim_total_s"], 3)
         return out
 
     # -- persistence --------------------------------------------------------------
@@ -177,7 +183,7 @@ def _nan_out(obj: Any) -> Any:
 
 
 def _nan_in(row: dict[str, Any]) -> dict[str, Any]:
-    for k in ("loss", "accuracy", "auc"):
-        if k in row and row[k] is None:
+    for k in row:
+        if row[k] is None and (k in ("loss", "accuracy", "auc") or k.startswith("dice")):
             row[k] = float("nan")
     return row

@@ -69,6 +69,11 @@ def _monai(name: str) -> Callable[..., nn.Module]:
     def build(in_channels: int, n_classes: int, image_size: int) -> nn.Module:
         from monai.networks import nets  # slow import: only when asked for
 
+        if name == "unet":
+            # Ronneberger et al., "U-Net", MICCAI 2015; ~10 k parameters: two
+            # down-samplings of 8 -> 16 -> 32 channels, instance norm, CPU-sized.
+            return nets.UNet(spatial_dims=2, in_channels=in_channels, out_channels=n_classes,
+                             channels=(8, 16, 32), strides=(2, 2), num_res_units=0)
         if name == "densenet121":
             return nets.DenseNet121(spatial_dims=2, in_channels=in_channels,
                                     out_channels=n_classes)
@@ -83,13 +88,16 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "resnet18": _monai("resnet18"),
     "densenet121": _monai("densenet121"),
+    "unet": _monai("unet"),
 }
 
 
 def create_model(name: str = "cnn", in_channels: int = 1, n_classes: int = 2,
                  image_size: int = 28) -> nn.Module:
-    """Build a model by name: ``"cnn"`` (default), ``"cnn-bn"``, ``"mlp"``, or MONAI's
-    ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU)."""
+    """Build a model by name: ``"cnn"`` (default), ``"cnn-bn"``, ``"mlp"``, MONAI's
+    ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU), or MONAI's small
+    ``"unet"`` for segmentation (one output channel per class; ``image_size`` a
+    multiple of 4)."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)} or an nn.Module, got {name!r}")
     return MODELS[name](in_channels=in_channels, n_classes=n_classes, image_size=image_size)

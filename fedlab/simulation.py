@@ -21,9 +21,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint
+from .comm.network import get_network, network_config, round_seconds
+from .comm.wire import Wire, participants_per_round, sample_sites
 from .history import GLOBAL, History
-from .metrics import classification_metrics
-from .models import create_model, state_bytes
+from .metrics import task_metrics
+from .models import create_model
 from .sites import Federation, Site
 from .strategies import Strategy, get, is_finite
 from .strategies.base import ClientContext, State, Update
@@ -61,6 +63,18 @@ def _build_model(model: str | nn.Module | Callable[[], nn.Module], sites: Sequen
     raise TypeError(f"model must be a name, an nn.Module or a factory, got {type(model)}")
 
 
+def _check_secagg_codec(strategy: Strategy, wire) -> None:
+    """Masks only cancel when the server sums exactly what the sites masked."""
+    from .comm.codecs import Identity
+
+    layer = strategy
+    while layer is not None:
+        if getattr(layer, "name", None) == "secagg" and not isinstance(wire.up, Identity):
+            raise ValueError(f"uplink={wire.up} cannot be combined with secure aggregation: "
+                             "lossy codecs break the pairwise masks; use uplink=None")
+        layer = getattr(layer, "base", None)
+
+
 def _clone(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -73,7 +87,9 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         device: str = "auto", eval_every: int = 1, eval_splits: Sequence[str] = ("test",),
         progress: bool = True, callbacks: Sequence[Callback] = (),
         run_dir: str | Path | None = None, resume: bool = False,
-        executor: SequentialExecutor | None = None) -> History:
+        executor: SequentialExecutor | None = None, topology: str | Any = "star",
+        uplink: Any = None, downlink: Any = None, clients_per_round: int | float | None = None,
+        network: Any = None) -> History:
     """Simulate a federation and return its :class:`History`.
 
     Parameters
@@ -107,6 +123,25 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         Where to write ``config.json``, ``history.json`` and a checkpoint per round.
     resume : bool
         Continue the run found in ``run_dir`` from its last checkpoint.
+    topology : str or Topology
+        Who talks to whom: ``"star"`` (a server, default), or a decentralised topology
+        from :mod:`fedlab.topologies` (``Cyclic()``, ``Gossip(graph="torus")``,
+        ``Swarm()``, or a name such as ``"ring"``); those keep one model per site, write
+        only ``history.json`` to ``run_dir`` and cannot resume.
+    uplink, downlink : str or Codec, optional
+        How messages are encoded site -> server and server -> site (default: as they are).
+        A :class:`~fedlab.comm.Codec` (``fl.comm.Delta() | fl.comm.TopK(0.01,
+        error_feedback=True)``) or a name (``"fp16"``, ``"bf16"``, ``"int8"``,
+        ``"int8-sr"``, ``"topk:0.01"``, ``"topk-ef:0.01"``, joined with ``"|"``); see
+        :mod:`fedlab.comm.codecs`. The ledger counts the serialised encoded bytes.
+    clients_per_round : int or float, optional
+        Sites sampled (seeded) to take part in each round: a count ``k`` or a fraction of
+        the sites; default every site. Only participants train, send and are logged.
+    network : str, Link or dict, optional
+        A :class:`~fedlab.comm.Link` profile name (``"hospital-fibre"``,
+        ``"rural-clinic"``, ...; ``"mixed"`` cycles profiles over the sites), a Link, or a
+        dict site -> Link; adds simulated seconds per round (``sim_s``) and so far
+        (``sim_total_s``) and the slowest site (``straggler``) to ``History.rounds``.
     """
     strategy = get(strategy)
     sites = list(sites)
@@ -122,19 +157,42 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
                       optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                       lr_decay=lr_decay, augment=augment)
     dev = resolve_device(device)
+    from . import topologies  # lazy: topologies reuse this module's pieces
+
+    topo = topologies.get(topology)
+    if topo.name != "star":
+        if resume:
+            raise ValueError("resume=True works only with topology='star'")
+        if (uplink, downlink, clients_per_round, network) != (None, None, None, None):
+            raise ValueError("uplink, downlink, clients_per_round and network work only with "
+                             "topology='star'")
+        from .topologies.loop import run_topology
+
+        return run_topology(topo, sites, model, strategy, rounds, cfg, seed, dev, eval_every,
+                            eval_splits, progress, callbacks, run_dir)
+    trainers = [Site.pool(sites)] if strategy.pooled else sites
+    if strategy.communicates:
+        participants_per_round(len(trainers), clients_per_round)  # fails early if invalid
+    wire = Wire(uplink, downlink, len(trainers), seed, getattr(strategy, "payload", "weights"))
+    _check_secagg_codec(strategy, wire)
+    links = (get_network(network, [t.name for t in trainers]) if network is not None
+             else None)
     config = json.loads(json.dumps({
         "strategy": strategy.name, "strategy_params": asdict(strategy),
         "model": model if isinstance(model, str) else type(model).__name__,
         "rounds": rounds, "train": asdict(cfg), "seed": seed, "eval_every": eval_every,
         "eval_splits": list(eval_splits), "sites": [s.name for s in sites],
+        "uplink": str(wire.up), "downlink": str(wire.down),
+        "clients_per_round": clients_per_round,
+        "network": network_config(links) if links is not None else None,
     }, default=str))
-    trainers = [Site.pool(sites)] if strategy.pooled else sites
     net = _build_model(model, sites, seed).to(dev)
-    strategy = strategy.setup(net)
+    strategy = strategy.setup(net).for_sites([t.n_examples for t in trainers])
     global_state = _clone(net.state_dict())
     server_state = strategy.init_server_state(global_state)
     site_states: list[State] = [strategy.init_site_state(_clone(global_state))
                                 for _ in trainers]
+    wire.start(strategy.message_down(global_state, server_state))
     history, start = History(config), 1
     run_path = Path(run_dir) if run_dir is not None else None
     if run_path is not None:
@@ -142,6 +200,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         found = checkpoint.load_latest(run_path, len(trainers), dev) if resume else None
         if found is not None:
             last, global_state, server_state, site_states, history = found
+            wire.load(checkpoint.load_codec_states(run_path, last, len(trainers), dev))
             history.config = config
             start = last + 1
     if start == 1:
@@ -152,19 +211,22 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
                initial=start - 1, total=rounds)
     for rnd in bar:
         t0 = time.perf_counter()
-        received = strategy.message_down(global_state, server_state)
+        message = strategy.message_down(global_state, server_state)
+        talks = strategy.communicates
+        chosen = (sample_sites(len(trainers), clients_per_round, seed, rnd) if talks
+                  else list(range(len(trainers))))
+        received = {i: wire.send_down(history, rnd, i, trainers[i].name, message) if talks
+                    else message for i in chosen}
 
-        def local(i: int, rnd: int = rnd, received: State = received) -> Update:
-            return _local_round(strategy, net, trainers[i], i, rnd, received, site_states[i],
-                                cfg.for_round(rnd), seed, dev)
+        def local(i: int, rnd: int = rnd, received: dict[int, State] = received) -> Update:
+            return _local_round(strategy, net, trainers[i], i, rnd, received[i],
+                                site_states[i], cfg.for_round(rnd), seed, dev)
 
-        updates = executor.map(local, range(len(trainers)))
+        updates = executor.map(local, chosen)
         t_train = time.perf_counter() - t0
-        if strategy.communicates:
-            down = state_bytes(received)
-            for u in updates:
-                history.log_message(rnd, u.site, "down", down)
-                history.log_message(rnd, u.site, "up", state_bytes(u.payload))
+        if talks:  # what arrives is the decoded message: lossy codecs change the average
+            for i, u in zip(chosen, updates, strict=True):
+                u.payload = wire.send_up(history, rnd, i, u.site, u.payload, received[i])
         good = [u for u in updates if is_finite(u.payload)]
         for u in updates:
             if u not in good:
@@ -176,18 +238,26 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
             history.log_message(rnd, msg["site"], msg["direction"], msg["bytes"],
                                 msg.get("raw_bytes"), msg.get("what", "model"),
                                 msg.get("peer", "server"))
+        work = {u.site: _local_samples(u, cfg) for u in updates}
+        sim = {}
+        if links is not None:
+            sim_s, slowest = round_seconds(history.ledger, rnd, work, links)
+            total = (history.rounds[-1].get("sim_total_s", 0.0) if history.rounds else 0.0)
+            sim = {"sim_s": sim_s, "sim_total_s": total + sim_s, "straggler": slowest}
         t1 = time.perf_counter()
         if rnd % eval_every == 0 or rnd == rounds:
             _evaluate(history, rnd, net, strategy, global_state, site_states, sites, trainers,
                       eval_splits, dev)
         history.rounds.append({
             "round": rnd, "participants": len(updates), "excluded": len(updates) - len(good),
+            "sites": [u.site for u in updates], "local_samples": work, **sim,
             "train_s": t_train, "eval_s": time.perf_counter() - t1,
             "wall_s": time.perf_counter() - t0,
             **strategy.round_report(rnd, server_state),
         })
         if run_path is not None:
-            checkpoint.save_round(run_path, rnd, global_state, server_state, site_states, history)
+            checkpoint.save_round(run_path, rnd, global_state, server_state, site_states, history,
+                                  codec_states=wire.states)
         if progress and history.metrics and history.metrics[-1]["round"] == rnd:
             bar.set_postfix(acc=f"{history.final('accuracy'):.3f}")
         if any(cb(history, rnd) is True for cb in callbacks):
@@ -199,6 +269,14 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     history.site_states = {s.name: strategy.eval_state(global_state, own.get(s.name, {}))
                            for s in sites}
     return history
+
+
+def _local_samples(update: Update, cfg: TrainConfig) -> int:
+    """Training samples a site processed this round (for the network model's compute
+    time): its examples times the epochs, or steps times the batch size."""
+    if cfg.steps is None:
+        return int(cfg.epochs * update.n_examples)
+    return int(update.metrics.get("steps", 0)) * cfg.batch_size
 
 
 def _local_round(strategy: Strategy, net: nn.Module, site: Site, index: int, rnd: int,
@@ -234,10 +312,10 @@ def _evaluate(history: History, rnd: int, net: nn.Module, strategy: Strategy,
             p, site_loss = predict(net, x, y)
             y_np = y.cpu().numpy()
             history.log_metrics(rnd, site.name, split,
-                                classification_metrics(p, y_np, site_loss))
+                                task_metrics(p, y_np, site_loss))
             if len(y_np):
                 probs.append(p)
                 labels.append(y_np)
                 loss += site_loss
-        history.log_metrics(rnd, GLOBAL, split, classification_metrics(
+        history.log_metrics(rnd, GLOBAL, split, task_metrics(
             np.concatenate(probs), np.concatenate(labels), loss))

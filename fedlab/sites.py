@@ -52,8 +52,9 @@ class Site:
         return self.size("train")
 
     def label_counts(self, split: str = "train") -> np.ndarray:
-        """Samples per class in ``split``: a summary a site may share."""
-        return np.bincount(self._split(split).labels, minlength=len(self.classes))
+        """Samples per class in ``split`` (pixels per class for segmentation masks): a
+        summary a site may share."""
+        return np.bincount(self._split(split).labels.ravel(), minlength=len(self.classes))
 
     def tensors(self, split: str, device: torch.device | str = "cpu",
                 ) -> tuple[torch.Tensor, torch.Tensor]:

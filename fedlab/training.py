@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["TrainConfig", "batches", "train_epochs", "predict", "resolve_device", "derive_seed",
-           "random_shift"]
+           "random_shift", "task_loss", "soft_dice_loss"]
 
 ExtraLoss = Callable[[nn.Module], torch.Tensor]
 AfterBackward = Callable[[nn.Module], None]
@@ -102,7 +102,7 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tra
                  after_backward: AfterBackward | None = None) -> dict[str, float]:
     """Train ``model`` in place on ``(x, y)`` as ``config`` says.
 
-    ``extra_loss(model)`` is added to the cross-entropy of every step (e.g. FedProx's
+    ``extra_loss(model)`` is added to the loss (:func:`task_loss`) of every step (e.g. FedProx's
     proximal term); ``after_backward(model)`` may edit the gradients before the step
     (e.g. SCAFFOLD's correction). Returns the mean training loss and the step count.
     """
@@ -114,8 +114,10 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tra
     for _ in range(epochs):
         for idx in batches(n, config.batch_size, generator):
             idx = idx.to(x.device)
-            xb = random_shift(x[idx], generator) if config.augment else x[idx]
-            loss = F.cross_entropy(model(xb), y[idx])
+            xb, yb = x[idx], y[idx]
+            if config.augment:
+                xb, yb = _augment(xb, yb, generator)
+            loss = task_loss(model(xb), yb)
             if extra_loss is not None:
                 loss = loss + extra_loss(model)
             opt.zero_grad(set_to_none=True)
@@ -128,6 +130,39 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tra
             if limit is not None and steps >= limit:
                 return {"train_loss": float(total) / steps, "steps": float(steps)}
     return {"train_loss": float(total) / max(steps, 1), "steps": float(steps)}
+
+
+def task_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The training loss: cross-entropy for class labels ``(B,)``; cross-entropy plus
+    :func:`soft_dice_loss` for masks ``(B, H, W)`` (the usual segmentation compound)."""
+    if target.ndim == 1:
+        return F.cross_entropy(logits, target)
+    return F.cross_entropy(logits, target) + soft_dice_loss(logits, target)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """One minus the soft Dice of the foreground classes, over the whole batch.
+
+    ``logits`` ``(B, C, H, W)``, ``target`` masks ``(B, H, W)``; for each class ``c >= 1``
+    the soft Dice is ``(2 sum(p_c t_c) + eps) / (sum(p_c) + sum(t_c) + eps)`` with ``p``
+    the softmax probabilities and ``t`` the one-hot labels (Milletari et al., "V-Net",
+    3DV 2016); ``eps`` keeps classes absent from the batch finite. Mean over classes.
+    """
+    probs = torch.softmax(logits, dim=1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    dice = (2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps)
+    return 1.0 - dice.mean()
+
+
+def _augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`random_shift` of the images, and of the masks with the same offset."""
+    if y.ndim == 1:
+        return random_shift(x, generator), y
+    both = random_shift(torch.cat([x, y[:, None].to(x.dtype)], dim=1), generator)
+    return both[:, :-1], both[:, -1].round().long()
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:

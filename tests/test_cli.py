@@ -88,3 +88,22 @@ def test_strategy_params(tmp_path, capsys):
     assert main([*ARGS, "--strategy", "fedprox", "--param", "nu=1",
                  "--out", str(tmp_path / "x")]) == 2
     assert "KEY one of ['mu']" in capsys.readouterr().err
+
+
+def test_run_with_codecs_sampling_and_network(tmp_path, capsys):
+    out = tmp_path / "comm"
+    assert main([*ARGS, "--uplink", "topk-ef:0.1|fp16", "--downlink", "int8",
+                 "--clients-per-round", "2", "--network", "rural-clinic",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    history = fl.History.load(out / "history.json")
+    assert history.config["uplink"] == "delta|topk-ef:0.1|fp16"
+    assert all(r["participants"] == 2 for r in history.rounds)
+    assert summary["sim_s"] == pytest.approx(history.rounds[-1]["sim_total_s"], abs=1e-3)
+    assert summary["sim_s"] > 0
+    ledger = history.to_frame("ledger")
+    assert (ledger["bytes"] < ledger["raw_bytes"]).all()
+    assert main([*ARGS, "--clients-per-round", "two", "--out", str(tmp_path / "bad")]) == 2
+    assert "--clients-per-round must be" in capsys.readouterr().err
+    assert main([*ARGS, "--uplink", "zip", "--out", str(tmp_path / "bad2")]) == 2
+    assert "codec must be one of" in capsys.readouterr().err

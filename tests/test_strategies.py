@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import fedlab as fl
-from fedlab.models import state_bytes
 from fedlab.strategies import (
     STRATEGIES,
     Ditto,
@@ -94,8 +93,10 @@ def test_scaffold_with_zero_controls_and_one_step_equals_fedavg(federation):
     fedavg = fl.run(federation, strategy="fedavg", **{**FAST, **kw})
     scaffold = fl.run(federation, strategy="scaffold", **{**FAST, **kw})
     assert _close(scaffold.final_state, fedavg.final_state)
-    # c travels down with the model and dc up with dy: twice FedAvg's traffic
-    assert scaffold.bytes("down") == scaffold.bytes("up") == 2 * fedavg.bytes("up")
+    # c travels down with the model and dc up with dy: twice FedAvg's traffic (the
+    # safetensors header of the longer message differs by a few bytes)
+    assert scaffold.bytes("down") == scaffold.bytes("up")
+    assert scaffold.bytes("up") == pytest.approx(2 * fedavg.bytes("up"), rel=1e-3)
 
 
 def test_scaffold_option_ii_controls_are_full_batch_gradients(federation, tmp_path):
@@ -166,8 +167,9 @@ def test_fedbn_never_sends_norm_layers(federation, tmp_path):
     h = fl.run(federation, strategy="fedbn", run_dir=tmp_path,
                **{**FAST, "model": "cnn-bn", "rounds": 1, "local_steps": 2})
     ledger = h.to_frame("ledger")
-    assert (ledger["bytes"] == state_bytes(shared)).all() and len(ledger) == 2 * len(federation)
-    assert h.bytes() < 2 * len(federation) * state_bytes(state)
+    size = fl.comm.serialized_size
+    assert (ledger["bytes"] == size(shared)).all() and len(ledger) == 2 * len(federation)
+    assert h.bytes() < 2 * len(federation) * size(state)
     ckpt = load_file(str(tmp_path / "checkpoints" / "round_0001.safetensors"))
     mean0, mean1 = (ckpt[f"site/{i}/features.1.running_mean"] for i in (0, 1))
     assert not torch.allclose(mean0, mean1)  # each site keeps its own statistics

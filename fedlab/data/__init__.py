@@ -9,7 +9,9 @@ from .medmnist import (
     load_medmnist,
 )
 from .natural import from_folders, from_metadata
+from .noise import noisy_labels, rescan
 from .partition import IID, Dirichlet, assign, split
+from .segmentation import make_segmentation, split_segmentation
 from .shift import AcquisitionShift, Scanner, apply_shift
 from .skew import Pathological, QuantitySkew, Shards
 from .stats import (
@@ -30,8 +32,9 @@ __all__ = [
     "ImageDataset", "Pathological", "QuantitySkew", "Scanner", "Shards", "Split",
     "apply_shift", "assign", "default_data_dir", "distance_matrix", "distance_to_global",
     "from_folders", "from_metadata", "intensity_histogram", "intensity_stats", "js_distance",
-    "label_distance", "label_shares", "load", "load_medmnist", "make_synthetic",
-    "scanner_info", "split", "total_variation",
+    "label_distance", "label_shares", "load", "load_medmnist", "make_segmentation",
+    "make_synthetic", "noisy_labels", "rescan", "scanner_info", "split",
+    "split_segmentation", "total_variation",
 ]
 
 
@@ -40,12 +43,15 @@ def load(name: str, root=None, download: bool = True, progress: bool = True,
     """Load a dataset by name.
 
     ``"synthetic"`` gives generated medical-like images (keyword arguments go to
-    :func:`make_synthetic`); any MedMNIST name (``fedlab.data.DATASETS``) is read from
-    the data directory (``FEDLAB_DATA``, default ``data/``), downloaded and checked
-    against its official MD5 when missing.
+    :func:`make_synthetic`), ``"synthetic-segmentation"`` the same kind of images with
+    organ and lesion masks (:func:`make_segmentation`); any MedMNIST name
+    (``fedlab.data.DATASETS``) is read from the data directory (``FEDLAB_DATA``,
+    default ``data/``), downloaded and checked against its official MD5 when missing.
     """
     if name == "synthetic":
         return make_synthetic(**kwargs)
+    if name == "synthetic-segmentation":
+        return make_segmentation(**kwargs)
     if kwargs:
         raise TypeError(f"unexpected arguments for {name!r}: {sorted(kwargs)}")
     return load_medmnist(name, root=root, download=download, progress=progress)

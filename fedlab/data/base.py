@@ -18,7 +18,8 @@ class Split:
     images : np.ndarray
         ``float32`` array of shape ``(N, C, H, W)`` with values in ``[0, 1]``.
     labels : np.ndarray
-        ``int64`` array of shape ``(N,)`` with class indices.
+        ``int64`` array of shape ``(N,)`` with class indices (classification), or of
+        shape ``(N, H, W)`` with a class index per pixel (segmentation masks).
     """
 
     images: np.ndarray
@@ -27,13 +28,21 @@ class Split:
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
+        n = len(self.images)
+        if self.labels.shape not in ((n,), (n, *self.images.shape[2:])):
             raise ValueError(
-                f"labels must have shape ({len(self.images)},), got {self.labels.shape}"
+                f"labels must have shape ({n},) (classes) or ({n}, "
+                f"{', '.join(map(str, self.images.shape[2:]))}) (masks), "
+                f"got {self.labels.shape}"
             )
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def task(self) -> str:
+        """``"segmentation"`` when the labels are masks, else ``"classification"``."""
+        return "segmentation" if self.labels.ndim == 3 else "classification"
 
     def subset(self, index: np.ndarray) -> Split:
         """The samples at ``index`` (a new Split sharing no memory with this one)."""

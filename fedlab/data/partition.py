@@ -176,6 +176,9 @@ def split(data: ImageDataset, n_sites: int, scheme: Scheme | None = None, seed: 
         the extra attribute ``scanners`` maps each site name to its
         :class:`~fedlab.data.shift.Scanner` (empty without ``shift``).
     """
+    if data.train.labels.ndim != 1:
+        raise ValueError("data holds segmentation masks: split it with "
+                         "fedlab.data.split_segmentation")
     scheme = IID() if scheme is None else scheme
     names = _check_sites(data, n_sites, names)
     rng = np.random.default_rng(seed)

@@ -13,22 +13,27 @@ from .fedbn import FedBN, norm_keys
 from .fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
 from .fedprox import FedProx, proximal_term
 from .personalized import Ditto, FineTuned
+from .robust import Krum, Median, MultiKrum, NormClip, Robust, TrimmedMean
 from .scaffold import Scaffold
+from .wrapper import Wrapper
 
 __all__ = [
     "STRATEGIES", "Centralized", "ClientContext", "Ditto", "FedAdagrad", "FedAdam", "FedAvg",
-    "FedAvgM", "FedBN", "FedOpt", "FedProx", "FedYogi", "FineTuned", "LocalOnly", "Scaffold",
-    "State", "Strategy", "Update", "get", "is_finite", "norm_keys", "proximal_term",
+    "FedAvgM", "FedBN", "FedOpt", "FedProx", "FedYogi", "FineTuned", "Krum", "LocalOnly",
+    "Median", "MultiKrum", "NormClip", "Robust", "Scaffold", "State", "Strategy",
+    "TrimmedMean", "Update", "Wrapper", "get", "is_finite", "norm_keys", "proximal_term",
     "weighted_average",
 ]
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (FedAvg, FedAvgM, FedProx, Scaffold, FedOpt, FedAdam, FedYogi,
-                              FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly)
+                              FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly,
+                              Median, TrimmedMean, Krum, MultiKrum, NormClip)
 }
 
 _ALIASES = {"centralised": "centralized", "localonly": "local", "pooled": "centralized",
-            "finetuned": "finetune", "fedavgft": "finetune"}
+            "finetuned": "finetune", "fedavgft": "finetune", "trimmed": "trimmedmean",
+            "clip": "normclip", "clipping": "normclip"}
 
 
 def get(name: str | Strategy, **params) -> Strategy:

@@ -69,12 +69,16 @@ class Strategy:
     """Base class of FL algorithms. Subclasses override the hooks they change.
 
     Class attributes: ``name`` (lowercase, used by the CLI), ``communicates`` (False for
-    baselines that exchange nothing), ``pooled`` (True to train on the pooled data).
+    baselines that exchange nothing), ``pooled`` (True to train on the pooled data),
+    ``payload`` (what a site's update carries: ``"weights"``, its new model state, or
+    ``"changes"``, the new state minus the one it started from; robust aggregation and
+    poisoning attacks read it).
     """
 
     name: ClassVar[str] = "strategy"
     communicates: ClassVar[bool] = True
     pooled: ClassVar[bool] = False
+    payload: ClassVar[str] = "weights"
 
     def setup(self, model: nn.Module) -> Strategy:
         """The strategy to use with ``model``; ``run`` calls it once, with the built model.
@@ -83,6 +87,13 @@ class Strategy:
         parameters, which belong to normalisation layers) resolve it here and return a
         copy made with :func:`dataclasses.replace`. The default returns ``self``.
         """
+        return self
+
+    def for_sites(self, n_examples: list[int]) -> Strategy:
+        """The strategy for a federation whose sites hold ``n_examples`` training
+        examples; ``run`` calls it once, after :meth:`setup`. A strategy whose server
+        step must know the whole federation when only some sites take part in a round
+        (SCAFFOLD) records it here; the default returns ``self``."""
         return self
 
     # -- server half -------------------------------------------------------------

@@ -11,9 +11,11 @@ own optimum. After ``K`` local steps of size ``lr`` from ``x`` to ``y``::
     send   dy = y - x   and   dc = c_i+ - c_i
     server x += server_lr * mean(dy);   c += mean(dc)
 
-Means are weighted by example counts, as in FedAvg (the paper averages uniformly and,
-with partial participation, scales ``dc`` by the fraction of sites taking part; here
-every site takes part each round). ``c`` travels down with the model and ``dc`` up
+Means are weighted by example counts, as in FedAvg (the paper averages uniformly).
+With partial participation (``clients_per_round``) the paper scales the server's
+``c`` update by ``|S| / N``, the fraction of sites taking part; weighted by examples
+that is ``c += sum_{i in S} (n_i / n_all) dc_i``, where ``n_all`` counts every site's
+examples (:meth:`Scaffold.for_sites`). ``c`` travels down with the model and ``dc`` up
 with ``dy``: twice FedAvg's traffic, which the ledger shows. Only trainable parameters
 have control variates; buffers (BatchNorm statistics) are averaged as in FedAvg.
 
@@ -51,11 +53,16 @@ class Scaffold(Strategy):
         Keys that get control variates. Empty (default): the model's trainable
         parameters, found by :meth:`setup` (``run`` calls it); without setup, every
         floating-point tensor.
+    total_examples : int, keyword only
+        Training examples of all sites together, set by :meth:`for_sites` (``run`` calls
+        it); 0 means every site takes part in every round.
     """
 
     name: ClassVar[str] = "scaffold"
+    payload: ClassVar[str] = "changes"
     server_lr: float = 1.0
     param_keys: tuple[str, ...] = field(default=(), kw_only=True, repr=False)
+    total_examples: int = field(default=0, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         if not self.server_lr > 0:
@@ -63,6 +70,9 @@ class Scaffold(Strategy):
 
     def setup(self, model: nn.Module) -> Scaffold:
         return self if self.param_keys else replace(self, param_keys=trainable_keys(model))
+
+    def for_sites(self, n_examples: list[int]) -> Scaffold:
+        return replace(self, total_examples=int(sum(n_examples)))
 
     def _zeros(self, state: State) -> State:
         keys = self.param_keys or [k for k, v in state.items() if v.is_floating_point()]
@@ -80,7 +90,10 @@ class Scaffold(Strategy):
         mean = weighted_average([u.payload for u in updates], [u.n_examples for u in updates])
         new_global = {k: x + (self.server_lr * mean[k] if _C + k in server_state else mean[k])
                       for k, x in global_state.items()}
-        new_server = {k: c + mean[k] for k, c in server_state.items()}
+        # |S| / N of the paper, by examples; 1 when every site took part
+        share = (sum(u.n_examples for u in updates) / self.total_examples
+                 if self.total_examples else 1.0)
+        new_server = {k: c + share * mean[k] for k, c in server_state.items()}
         return new_global, new_server
 
     # -- client half -------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""How big is a message? Parameters and megabytes per model and codec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..models import create_model
+from .codecs import Codec, CodecContext, get_codec, serialized_size
+
+__all__ = ["model_size", "model_sizes", "message_size"]
+
+
+def message_size(state: dict[str, torch.Tensor], codec: str | Codec | None = None) -> int:
+    """Serialised bytes of ``state`` after ``codec`` (the size of one model message).
+
+    A :class:`~fedlab.comm.Delta` stage keeps the size unchanged, so the state itself
+    stands in for the update a site would send.
+    """
+    codec = get_codec(codec)
+    like = {k: (v.shape, v.dtype) for k, v in state.items()}
+    ctx = CodecContext(like=like, generator=torch.Generator().manual_seed(0))
+    return serialized_size(codec.encode(state, ctx))
+
+
+def model_size(model: str | nn.Module, codec: str | Codec | None = None,
+               in_channels: int = 1, n_classes: int = 2, image_size: int = 28,
+               ) -> dict[str, float]:
+    """Parameters, tensors and MB of one message carrying ``model``'s state.
+
+    ``model`` is a name of :data:`fedlab.models.MODELS` (built on the CPU with the given
+    input shape; the MONAI nets import MONAI) or a module.
+    """
+    if isinstance(model, str):
+        name = model
+        model = create_model(model, in_channels=in_channels, n_classes=n_classes,
+                             image_size=image_size)
+    else:
+        name = type(model).__name__
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    raw = serialized_size(state)
+    sent = message_size(state, codec)
+    return {"model": name, "codec": str(get_codec(codec)),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "tensors": len(state), "raw_mb": raw / 1e6, "mb": sent / 1e6,
+            "ratio": raw / sent}
+
+
+def model_sizes(models: Sequence[str | nn.Module] = ("mlp", "cnn", "cnn-bn"),
+                codecs: Sequence[str | Codec | None] = ("identity",), **shape) -> pd.DataFrame:
+    """:func:`model_size` for every model and codec, one row each."""
+    rows = []
+    for m in models:
+        net = create_model(m, **shape) if isinstance(m, str) else m
+        for c in codecs:
+            row = model_size(net, c)
+            row["model"] = m if isinstance(m, str) else row["model"]
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,63 @@
+"""Topologies: who talks to whom each round.
+
+- :class:`Star`: a central server (the default of :func:`fedlab.run`).
+- :class:`Cyclic`: cyclic weight transfer, the model travels from site to site.
+- :class:`Gossip`: peer-to-peer averaging with the neighbours on a graph.
+- :class:`Swarm`: swarm learning, a leader among the sites merges each round.
+
+Select one with ``fl.run(..., topology=Gossip(graph="torus"))`` or by name
+(``topology="ring"``; see ``TOPOLOGIES``), or ``fedlab run --topology NAME``. Every
+message goes into the History's ledger (``peer`` names the other end), so the
+communication cost of every topology compares with the star's.
+"""
+
+from __future__ import annotations
+
+from . import graphs
+from .base import RoundContext, Star, Topology, average, consensus_distance, mix
+from .cyclic import Cyclic
+from .gossip import Gossip
+from .swarm import Swarm
+
+__all__ = ["TOPOLOGIES", "Cyclic", "Gossip", "RoundContext", "Star", "Swarm", "Topology",
+           "average", "consensus_distance", "get", "graphs", "mix", "plots"]
+
+#: names accepted by :func:`get` (and ``fedlab run --topology``)
+TOPOLOGIES: dict[str, Topology] = {
+    "star": Star(),
+    "cyclic": Cyclic(),
+    "cyclic-shuffled": Cyclic(order="shuffled"),
+    "gossip": Gossip(),
+    "ring": Gossip(graph="ring"),
+    "torus": Gossip(graph="torus"),
+    "complete": Gossip(graph="complete"),
+    "random": Gossip(graph="random"),
+    "swarm": Swarm(),
+    "swarm-random": Swarm(leader="random"),
+}
+
+_ALIASES = {"server": "star", "central": "star", "p2p": "gossip", "peer-to-peer": "gossip",
+            "cwt": "cyclic", "full": "complete", "fully-connected": "complete"}
+
+
+def get(topology: str | Topology | None) -> Topology:
+    """A topology from its name (see ``TOPOLOGIES``) or as given; ``None`` is the star."""
+    if topology is None:
+        return Star()
+    if isinstance(topology, Topology):
+        return topology
+    key = str(topology).lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in TOPOLOGIES:
+        raise ValueError(f"topology must be one of {sorted(TOPOLOGIES)} or a Topology, "
+                         f"got {topology!r}")
+    return TOPOLOGIES[key]
+
+
+def __getattr__(name: str):
+    # the plotly figures import on first use, so `import fedlab` stays fast
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module 'fedlab.topologies' has no attribute {name!r}")
