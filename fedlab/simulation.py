@@ -63,6 +63,17 @@ def _build_model(model: str | nn.Module | Callable[[], nn.Module], sites: Sequen
     raise TypeError(f"model must be a name, an nn.Module or a factory, got {type(model)}")
 
 
+def _end_of_round(history: History, rnd: int, bar, progress: bool,
+                  callbacks: Sequence[Callback]) -> bool:
+    """Show the round's accuracy on the bar and run the callbacks; True to stop the run."""
+    if progress and history.metrics and history.metrics[-1]["round"] == rnd:
+        bar.set_postfix(acc=f"{history.final('accuracy'):.3f}")
+    if any(cb(history, rnd) is True for cb in callbacks):
+        history.events.append({"round": rnd, "site": GLOBAL, "event": "stopped by callback"})
+        return True
+    return False
+
+
 def _check_secagg_codec(strategy: Strategy, wire) -> None:
     """Masks only cancel when the server sums exactly what the sites masked."""
     from .comm.codecs import Identity
@@ -258,10 +269,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         if run_path is not None:
             checkpoint.save_round(run_path, rnd, global_state, server_state, site_states, history,
                                   codec_states=wire.states)
-        if progress and history.metrics and history.metrics[-1]["round"] == rnd:
-            bar.set_postfix(acc=f"{history.final('accuracy'):.3f}")
-        if any(cb(history, rnd) is True for cb in callbacks):
-            history.events.append({"round": rnd, "site": GLOBAL, "event": "stopped by callback"})
+        if _end_of_round(history, rnd, bar, progress, callbacks):
             break
     bar.close()
     history.final_state = global_state

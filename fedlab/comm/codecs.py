@@ -48,6 +48,19 @@ def serialized_size(tensors: Tensors) -> int:
     return len(save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
 
 
+class SizeCounter:
+    """:func:`serialized_size`, cached: it depends on names, dtypes and shapes only."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[tuple, int] = {}
+
+    def __call__(self, tensors: Tensors) -> int:
+        layout = tuple((k, tuple(v.shape), v.dtype) for k, v in tensors.items())
+        if layout not in self._sizes:
+            self._sizes[layout] = serialized_size(tensors)
+        return self._sizes[layout]
+
+
 @dataclass
 class CodecContext:
     """What an encoder or decoder may use besides the message itself.

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..training import derive_seed
-from .codecs import Codec, CodecContext, Identity, get_codec, serialized_size
+from .codecs import Codec, CodecContext, Identity, SizeCounter, get_codec
 
 __all__ = ["Wire", "sample_sites", "participants_per_round"]
 
@@ -77,7 +77,7 @@ class Wire:
         self.seed, self.payload = seed, payload
         self.states: list[State] = [{} for _ in range(n_sites)]
         self._plain_down = isinstance(self.down, Identity)
-        self._sizes: dict[tuple, int] = {}  # serialised size by (key, shape, dtype)s
+        self._size = SizeCounter()  # serialised size by (key, shape, dtype)s
 
     def start(self, first_message: State) -> None:
         """Give every site the downlink reference both ends can build from the seed."""
@@ -116,13 +116,6 @@ class Wire:
         history.log_message(rnd, site, "up", self._size(wire), raw)
         self._store(i, "up/", memory)
         return self.up.decode(wire, ctx)
-
-    def _size(self, tensors: State) -> int:
-        """:func:`serialized_size`, cached: it depends on names, dtypes and shapes only."""
-        layout = tuple((k, tuple(v.shape), v.dtype) for k, v in tensors.items())
-        if layout not in self._sizes:
-            self._sizes[layout] = serialized_size(tensors)
-        return self._sizes[layout]
 
     def _ctx(self, message: State, ref: State, memory: State, rnd: int, i: int,
              stream: int) -> CodecContext:

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..comm.codecs import serialized_size
-from ..history import GLOBAL, History
+from ..comm.codecs import SizeCounter
+from ..history import History
 from ..metrics import task_metrics
-from ..simulation import _build_model, _clone, _evaluate, _local_round
+from ..simulation import _build_model, _clone, _end_of_round, _evaluate, _local_round
 from ..sites import Site
 from ..strategies import FedAvg, Strategy, get, is_finite
 from ..strategies.base import State, Update
@@ -80,13 +80,7 @@ def run_topology(topology: Topology, sites: Sequence[Site], model, strategy: Str
     history, memory = History(config), {}
     names, counts = [s.name for s in sites], [s.n_examples for s in sites]
     pooled = _pooled_test(sites, dev) if "test" in eval_splits else None
-    sizes: dict[tuple, int] = {}  # serialised size per state layout, as the star counts
-
-    def wire_size(state: State) -> int:
-        layout = tuple((k, tuple(v.shape), v.dtype) for k, v in state.items())
-        if layout not in sizes:
-            sizes[layout] = serialized_size(state)
-        return sizes[layout]
+    wire_size = SizeCounter()  # serialised size per state layout, as the star counts
 
     def evaluate(rnd: int) -> None:
         own = [strategy.eval_state(sh, st) for sh, st in zip(shared, site_states, strict=True)]
@@ -133,10 +127,7 @@ def run_topology(topology: Topology, sites: Sequence[Site], model, strategy: Str
             "wall_s": time.perf_counter() - t0,
             "consensus_distance": consensus_distance(shared), **ctx.report,
         })
-        if progress and history.metrics and history.metrics[-1]["round"] == rnd:
-            bar.set_postfix(acc=f"{history.final('accuracy'):.3f}")
-        if any(cb(history, rnd) is True for cb in callbacks):
-            history.events.append({"round": rnd, "site": GLOBAL, "event": "stopped by callback"})
+        if _end_of_round(history, rnd, bar, progress, callbacks):
             break
     bar.close()
     history.final_state = average(shared)
