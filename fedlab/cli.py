@@ -168,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--augment", action="store_true", help="random shifts of up to 2 px")
     r.add_argument("--eval-every", type=int, default=1)
     r.add_argument("--uplink", default=None, metavar="CODEC",
-                   help="uplink codec: identity, fp16, bf16, int8, int8-sr, topk:F, topk-ef:F "
-                        "(F a fraction), several joined by '|'")
+                   help="uplink codec: identity, fp16, bf16, int8, int8-sr, topk:F[:N], "
+                        "topk-ef:F[:N] (F a fraction; tensors under N entries, default "
+                        "1024, are sent whole), several joined by '|'")
     r.add_argument("--downlink", default=None, metavar="CODEC", help="downlink codec (same names)")
     r.add_argument("--clients-per-round", default=None, metavar="K",
                    help="sites sampled per round: a count (3) or a fraction (0.5)")

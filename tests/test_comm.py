@@ -69,16 +69,33 @@ def test_stochastic_rounding_is_unbiased():
 
 def test_topk_keeps_exactly_k_largest_entries():
     x = torch.tensor([0.1, -5.0, 0.3, 4.0, -0.2, 0.0, 2.0, 1.0, -3.0, 0.05])
-    wire, out = roundtrip(TopK(0.3), {"x": x})
+    wire, out = roundtrip(TopK(0.3, dense_below=0), {"x": x})
     assert wire["x::values"].numel() == 3 and wire["x::indices"].dtype == torch.int32
     assert torch.equal(out["x"], torch.tensor([0, -5.0, 0, 4.0, 0, 0, 0, 0, -3.0, 0]))
     big = torch.randn(1000)
-    _, out = roundtrip(TopK(0.01), {"x": big})
+    _, out = roundtrip(TopK(0.01, dense_below=0), {"x": big})
     assert int((out["x"] != 0).sum()) == 10 == TopK(0.01).k(1000)
 
 
+def test_topk_sends_small_tensors_whole():
+    net = fl.models.create_model("cnn")
+    state = {k: torch.randn_like(v) for k, v in net.state_dict().items()}
+    wire, out = roundtrip(TopK(0.01), state)
+    for k, v in state.items():
+        if v.numel() < 1024:  # biases, norm layers, the first convolution
+            assert torch.equal(wire[k], v) and torch.equal(out[k], v)
+        else:
+            assert k not in wire and wire[k + "::values"].numel() == TopK(0.01).k(v.numel())
+            assert int((out[k] != 0).sum()) == TopK(0.01).k(v.numel())
+    every = roundtrip(TopK(0.01, dense_below=0), state)[0]
+    assert all(k + "::values" in every for k in state)
+    assert serialized_size(every) < serialized_size(wire) < 1.2 * serialized_size(every)
+    with pytest.raises(ValueError, match="dense_below must be an int >= 0"):
+        TopK(0.01, dense_below=-1)
+
+
 def test_error_feedback_sent_plus_residual_equals_the_inputs():
-    codec, ctx = TopK(0.05, error_feedback=True), CodecContext()
+    codec, ctx = TopK(0.05, error_feedback=True, dense_below=0), CodecContext()
     g = torch.Generator().manual_seed(3)
     inputs = [torch.randn(200, generator=g) for _ in range(6)]
     sent = torch.zeros(200)
@@ -104,11 +121,14 @@ def test_codecs_compose_and_parse_by_name():
     assert str(chain) == "delta|topk-ef:0.1|fp16" == str(get_codec("topk-ef:0.1|fp16"))
     assert str(get_codec("delta|topk:0.1")) == "delta|topk:0.1"  # one Delta stage
     assert isinstance(get_codec(None), Identity) and str(get_codec("int8-sr")) == "int8-sr"
+    every = get_codec("topk-ef:0.01:0")
+    assert every.stages[1] == TopK(0.01, error_feedback=True, dense_below=0)
+    assert str(every) == "delta|topk-ef:0.01:0" and str(get_codec(str(every))) == str(every)
     s = _state()
     wire, out = roundtrip(get_codec("topk:1.0|int8"), s, CodecContext(ref=s))
     assert torch.equal(out["w"], s["w"])  # all of a zero change, int8 of zeros: exact
-    for bad in ("gzip", "topk:2", "topk:x"):
-        with pytest.raises(ValueError, match="codec|fraction"):
+    for bad in ("gzip", "topk:2", "topk:x", "topk:0.1:x", "topk:0.1:-1"):
+        with pytest.raises(ValueError, match="codec|fraction|dense_below"):
             get_codec(bad)
 
 
@@ -220,6 +240,23 @@ def test_error_feedback_changes_the_run_from_its_second_round(federation):
     plain2 = fl.run(federation, uplink="topk:0.05", **FAST)
     ef2 = fl.run(federation, uplink="topk-ef:0.05", **FAST)
     assert not all(torch.equal(v, ef2.final_state[k]) for k, v in plain2.final_state.items())
+
+
+class _NaNOnce(fl.strategies.FedAvg):
+    """site-2 sends a non-finite update in round 1 only."""
+
+    def client_update(self, ctx):
+        update = super().client_update(ctx)
+        if ctx.site == "site-2" and ctx.round == 1:
+            update.payload = {k: v * float("nan") if v.is_floating_point() else v
+                              for k, v in update.payload.items()}
+        return update
+
+
+def test_a_non_finite_update_does_not_poison_the_error_feedback_residual(federation):
+    h = fl.run(federation, strategy=_NaNOnce(), uplink="topk-ef:0.1", **{**FAST, "rounds": 3})
+    assert h.to_frame("rounds")["excluded"].tolist() == [1, 0, 0]  # site-2 is back
+    assert all(torch.isfinite(v).all() for v in h.final_state.values())
 
 
 def test_scaffold_changes_are_not_delta_encoded_twice(federation):

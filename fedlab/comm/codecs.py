@@ -17,7 +17,8 @@ What each stage sends, per floating-point tensor ``x``:
   (Aji and Heafield, "Sparse Communication for Distributed Gradient Descent", EMNLP
   2017). With ``error_feedback`` the entries not sent are kept at the sender and added
   to the next message (Stich, Cordonnier and Jaggi, "Sparsified SGD with Memory",
-  NeurIPS 2018), so nothing is lost, only delayed.
+  NeurIPS 2018), so nothing is lost, only delayed. Tensors under 1024 entries (biases,
+  norm layers) are sent whole (``dense_below``).
 - :class:`Delta`: ``x - ref``, the change since the state both ends already hold (for an
   upload: what the site received). Top-k must sparsify such an update, never raw weights.
 
@@ -217,7 +218,8 @@ def roundtrip(codec: Codec, tensors: Tensors, ctx: CodecContext | None = None,
 
 #: codec names understood by :func:`get_codec`; ``topk`` sparsifies the update, so its
 #: names stand for ``Delta() | TopK(...)``
-CODECS = ("identity", "fp16", "bf16", "int8", "int8-sr", "delta", "topk:F", "topk-ef:F")
+CODECS = ("identity", "fp16", "bf16", "int8", "int8-sr", "delta", "topk:F[:N]",
+          "topk-ef:F[:N]")
 
 
 def get_codec(spec: str | Codec | None) -> Codec:
@@ -225,7 +227,9 @@ def get_codec(spec: str | Codec | None) -> Codec:
 
     Examples: ``"fp16"``, ``"int8-sr"`` (stochastic rounding), ``"topk:0.01"``
     (``Delta() | TopK(0.01)``), ``"topk-ef:0.01"`` (with error feedback),
-    ``"topk-ef:0.01|fp16"``.
+    ``"topk-ef:0.01|fp16"``, ``"topk-ef:0.01:0"`` (``N = 0``: sparsify every tensor,
+    also those below :data:`~fedlab.comm.lossy.DENSE_BELOW` entries that are otherwise
+    sent whole).
     """
     if spec is None:
         return Identity()
@@ -253,11 +257,15 @@ def _one(name: str, spec: str) -> Codec:
         return simple[name]
     head, _, arg = name.partition(":")
     if head in ("topk", "topk-ef"):
+        frac, _, dense = arg.partition(":")
         try:
-            fraction = float(arg)
+            fraction = float(frac)
+            kw = {"dense_below": int(dense)} if dense else {}
         except ValueError:
-            raise ValueError(f"codec {spec!r}: {head} needs a fraction, e.g. '{head}:0.01'"
-                             ) from None
-        return Delta() | TopK(fraction, error_feedback=head == "topk-ef")
-    raise ValueError(f"codec must be one of {', '.join(CODECS)} (F a fraction in (0, 1]), "
+            raise ValueError(f"codec {spec!r}: {head} needs a fraction and, optionally, the "
+                             f"size below which tensors are sent whole, e.g. '{head}:0.01' "
+                             f"or '{head}:0.01:0'") from None
+        return Delta() | TopK(fraction, error_feedback=head == "topk-ef", **kw)
+    raise ValueError(f"codec must be one of {', '.join(CODECS)} (F a fraction in (0, 1], "
+                     f"N the size below which tensors are sent whole), "
                      f"or several joined by '|', got {spec!r}")

@@ -12,7 +12,11 @@ import torch
 
 from .codecs import SEP, Codec, CodecContext, Tensors, _float_dtype
 
-__all__ = ["Int8", "TopK"]
+__all__ = ["Int8", "TopK", "DENSE_BELOW"]
+
+#: :class:`TopK` sends tensors with fewer entries than this whole (biases, norm layers,
+#: the first convolution): they cost little, and 1% of 16 entries is a single one
+DENSE_BELOW = 1024
 
 
 @dataclass(frozen=True)
@@ -64,18 +68,31 @@ class TopK(Codec):
     """The ``fraction`` of entries with the largest magnitude, per tensor (at least one).
 
     Sends values and int32 indices. With ``error_feedback=True`` the sender keeps what it
-    did not send (the residual) and adds it to its next message.
+    did not send (the residual) and adds it to its next message. Tensors with fewer than
+    ``dense_below`` entries (biases, normalisation layers, small kernels) are sent whole:
+    they are a sliver of the bytes, and a 1% budget would update one of a norm layer's 16
+    scales per round while the rest of its change waits in the residual. Low-rank
+    compression does the same (PowerSGD, Vogels et al., NeurIPS 2019, and PyTorch's
+    PowerSGD hook leave a tensor uncompressed when compressing it saves too little).
+    ``0`` sparsifies every tensor.
     """
 
     fraction: float = 0.01
     error_feedback: bool = False
+    dense_below: int = DENSE_BELOW
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction!r}")
+        if isinstance(self.dense_below, bool) or not isinstance(self.dense_below, int) \
+                or self.dense_below < 0:
+            raise ValueError(f"dense_below must be an int >= 0 (tensors with fewer entries "
+                             f"are sent whole; 0 sparsifies every tensor), got "
+                             f"{self.dense_below!r}")
 
     def __str__(self) -> str:
-        return f"topk{'-ef' if self.error_feedback else ''}:{self.fraction:g}"
+        name = f"topk{'-ef' if self.error_feedback else ''}:{self.fraction:g}"
+        return name if self.dense_below == DENSE_BELOW else f"{name}:{self.dense_below}"
 
     def k(self, numel: int) -> int:
         """Entries kept of a tensor with ``numel`` entries."""
@@ -85,6 +102,9 @@ class TopK(Codec):
         out: Tensors = {}
         for key, v in tensors.items():
             if not v.is_floating_point() or v.numel() == 0:
+                out[key] = v
+                continue
+            if v.numel() < self.dense_below:
                 out[key] = v
                 continue
             flat = v.reshape(-1)

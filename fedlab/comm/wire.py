@@ -114,7 +114,10 @@ class Wire:
         ctx = self._ctx(payload, ref, memory, rnd, i, 3)
         wire = self.up.encode(payload, ctx)
         history.log_message(rnd, site, "up", self._size(wire), raw)
-        self._store(i, "up/", memory)
+        if all(torch.isfinite(v).all() for v in memory.values() if v.is_floating_point()):
+            self._store(i, "up/", memory)
+        # else: a non-finite update (the server excludes it) would poison the residual for
+        # good; the site keeps the residual it had before this round
         return self.up.decode(wire, ctx)
 
     def _ctx(self, message: State, ref: State, memory: State, rnd: int, i: int,
