@@ -18,7 +18,10 @@ What each stage sends, per floating-point tensor ``x``:
   2017). With ``error_feedback`` the entries not sent are kept at the sender and added
   to the next message (Stich, Cordonnier and Jaggi, "Sparsified SGD with Memory",
   NeurIPS 2018), so nothing is lost, only delayed. Tensors under 1024 entries (biases,
-  norm layers) are sent whole (``dense_below``).
+  norm layers) are sent whole (``dense_below``). Delayed updates still have to arrive
+  while training moves the model: with a learning rate that decays fast (0.7x per
+  round) top-k 1% with error feedback falls behind, with 0.9x it keeps level with
+  uncompressed FedAvg (``benchmarks/results/comm_tradeoff.md``).
 - :class:`Delta`: ``x - ref``, the change since the state both ends already hold (for an
   upload: what the site received). Top-k must sparsify such an update, never raw weights.
 
