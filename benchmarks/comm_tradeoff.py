@@ -63,6 +63,11 @@ def one_run(recipe: str, codec: str, seed: int, rounds: int) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
+def _points(x: float) -> str:
+    """``x`` accuracy points with a sign, one decimal; a tie prints +0.0, never -0.0."""
+    return f"{round(x, 1) + 0.0:+.1f}"
+
+
 def _key(r: dict) -> tuple:
     return r["recipe"], r["codec"], r["seed"], r["rounds"]
 
@@ -82,8 +87,8 @@ def table(rows: list[dict], recipe: str, codecs: list[str], seeds: list[int]) ->
     for c in codecs:
         rs = [by[(c, s)] for s in seeds]
         acc = [r["accuracy"] for r in rs]
-        # rounded first, so that a tie prints +0.0, never -0.0
-        gaps = [round(100 * (r["accuracy"] - base[r["seed"]]["accuracy"]), 1) + 0.0 for r in rs]
+        gaps = [round(100 * (r["accuracy"] - base[r["seed"]]["accuracy"]), 1) for r in rs]
+        gap = statistics.mean(gaps)
         up = statistics.mean(r["up_mb"] for r in rs)
         ratio = statistics.mean(base[r["seed"]]["up_mb"] for r in rs) / up
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
@@ -92,15 +97,14 @@ def table(rows: list[dict], recipe: str, codecs: list[str], seeds: list[int]) ->
             f"| `{name}` | {statistics.mean(acc):.3f} ± {sd:.3f} | "
             f"{' '.join(f'{a:.3f}' for a in acc)} | "
             f"{statistics.mean(r['auc'] for r in rs):.3f} | {up:.2f} | {ratio:.1f}x | "
-            f"{round(statistics.mean(gaps), 1) + 0.0:+.1f}; {min(gaps):+.1f} | "
+            f"{_points(gap)}; {_points(min(gaps))} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} |")
         if c == TARGET:
-            gap = round(-statistics.mean(gaps), 1) + 0.0
-            met = gap <= 2 and ratio >= 20
+            met = round(gap, 1) >= -2 and ratio >= 20
             verdict = ["", f"Target (top-k 1% with error feedback within 2 points of identity "
                        f"with >= 20x less uplink), mean over {len(seeds)} seeds: "
-                       f"{'met' if met else 'NOT met'} ({-gap + 0.0:+.1f} points against identity, "
-                       f"{ratio:.0f}x less uplink; worst seed {min(gaps):+.1f} points)."]
+                       f"{'met' if met else 'NOT met'} ({_points(gap)} points against identity, "
+                       f"{ratio:.0f}x less uplink; worst seed {_points(min(gaps))} points)."]
     return out + verdict
 
 

@@ -101,10 +101,7 @@ class TopK(Codec):
     def encode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
         out: Tensors = {}
         for key, v in tensors.items():
-            if not v.is_floating_point() or v.numel() == 0:
-                out[key] = v
-                continue
-            if v.numel() < self.dense_below:
+            if not v.is_floating_point() or v.numel() == 0 or v.numel() < self.dense_below:
                 out[key] = v
                 continue
             flat = v.reshape(-1)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..strategies.aggregate import is_finite
 from ..training import derive_seed
 from .codecs import Codec, CodecContext, Identity, SizeCounter, get_codec
 
@@ -114,7 +115,7 @@ class Wire:
         ctx = self._ctx(payload, ref, memory, rnd, i, 3)
         wire = self.up.encode(payload, ctx)
         history.log_message(rnd, site, "up", self._size(wire), raw)
-        if all(torch.isfinite(v).all() for v in memory.values() if v.is_floating_point()):
+        if is_finite(memory):
             self._store(i, "up/", memory)
         # else: a non-finite update (the server excludes it) would poison the residual for
         # good; the site keeps the residual it had before this round
