@@ -7,20 +7,27 @@ JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 NBVAL := --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg
 
-.PHONY: install lab test test-unit test-notebooks tutorials smoke lint benchmark clean
+# JupyterLab refuses to start as root without --allow-root (containers, cloud notebooks).
+ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+.PHONY: install lab test test-unit test-robust tutorials smoke lint benchmark clean
 
 install: $(STAMP)
 
-# Re-installs only when the pins or the package metadata change.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# Re-installs only when the pins or the package metadata change. The exact versions
+# come from constraints.txt; pyproject.toml declares the ranges.
+$(STAMP): constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+		-c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
+	@echo "Starting JupyterLab on notebooks/. Open the URL with ?token= that it"
+	@echo "prints below in your browser (JUPYTER_ARGS=\"--no-browser --port 8888\" to choose)."
+	@echo "Ctrl-C stops it."
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(JUPYTER_ARGS)
 
 # The whole suite: unit tests, papermill smoke runs of every notebook (tests/),
 # and nbval on the committed notebooks.
@@ -29,6 +36,11 @@ test: install
 
 test-unit: install
 	$(BIN)/python -m pytest tests -m "not notebook" $(PYTEST_ARGS)
+
+# The learned-quality tests for seed offsets 0-4 under 1 thread and the default thread
+# count, with the worst margin of each check. Run it after changing a `quality` test.
+test-robust: install
+	$(BIN)/python .ci/test_robust.py $(PYTEST_ARGS)
 
 # Re-execute every notebook at its teaching defaults and keep the outputs.
 tutorials: install

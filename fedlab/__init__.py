@@ -7,7 +7,7 @@
 >>> history.summary()
 """
 
-from . import attacks, comm, data, metrics, models, privacy, strategies, topologies
+from . import attacks, claims, comm, data, metrics, models, privacy, strategies, topologies
 from .evaluation import compare, cross_site, evaluate
 from .history import History
 from .simulation import run
@@ -15,8 +15,8 @@ from .sites import Federation, Site
 
 __version__ = "0.1.0"
 
-__all__ = ["Federation", "History", "Site", "attacks", "comm", "compare", "cross_site", "data",
-           "evaluate", "explain", "metrics", "models", "privacy", "run", "segmentation",
+__all__ = ["Federation", "History", "Site", "attacks", "claims", "comm", "compare", "cross_site",
+           "data", "evaluate", "explain", "metrics", "models", "privacy", "run", "segmentation",
            "strategies", "topologies", "viz", "__version__"]
 
 

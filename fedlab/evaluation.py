@@ -93,15 +93,21 @@ def cross_site(history: History, sites: Sequence[Site], metric: str = "accuracy"
 
 def compare(runs: Mapping[str, History], split: str = "test") -> pd.DataFrame:
     """One row per run: final global accuracy, AUC, loss, the worst site's accuracy,
-    MB sent up and down, and wall time."""
+    MB sent up and down, and wall time; for classification also ``majority`` (the
+    accuracy of always answering the most frequent class: the baseline to beat) and
+    ``collapsed`` (True when the model answers one class for almost every image, see
+    :data:`fedlab.history.COLLAPSE_SHARE`)."""
     rows = []
     for name, h in runs.items():
         s = h.summary(split)
         per_site = h.per_site("accuracy", split=split)
-        rows.append({
+        row = {
             "run": name, "accuracy": s["accuracy"], "auc": s["auc"], "loss": s["loss"],
             "worst site accuracy": float(per_site.min()) if len(per_site) else float("nan"),
             "MB up": s["bytes_up"] / 1e6, "MB down": s["bytes_down"] / 1e6,
             "wall s": s["wall_s"],
-        })
+        }
+        if "collapsed" in s:
+            row.update(majority=s["majority"], collapsed=s["collapsed"])
+        rows.append(row)
     return pd.DataFrame(rows).set_index("run")

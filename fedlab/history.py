@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["History", "GLOBAL"]
+__all__ = ["History", "GLOBAL", "COLLAPSE_SHARE", "CollapsedModelWarning"]
 
 GLOBAL = "global"
+# A model that gives one answer for at least this share of the test images has collapsed
+# to a constant predictor: its accuracy is the class mix of the test set, not learning.
+COLLAPSE_SHARE = 0.98
+
+
+class CollapsedModelWarning(UserWarning):
+    """The final model predicts (almost) one class for every test image."""
 TIMING_KEYS = ("wall_s", "train_s", "eval_s")
 Table = Literal["metrics", "ledger", "rounds", "events"]
 
@@ -94,7 +102,7 @@ class History:
         if not rows:
             raise KeyError(f"no metrics for site={site!r}, split={split!r}")
         return (np.array([r["round"] for r in rows]),
-                np.array([r[metric] for r in rows], dtype=float))
+                np.array([r.get(metric, math.nan) for r in rows], dtype=float))
 
     def final(self, metric: str = "accuracy", site: str = GLOBAL, split: str = "test") -> float:
         """The last recorded value of ``metric``."""
@@ -127,7 +135,24 @@ class History:
         )
         if self.rounds and "sim_total_s" in self.rounds[-1]:  # run with a network model
             out["sim_s"] = round(self.rounds[-1]["sim_total_s"], 3)
+        share = self.final("top_share", GLOBAL, split)
+        if np.isfinite(share):  # classification: name a constant predictor
+            out.update(majority=self.final("majority", GLOBAL, split), top_share=share,
+                       collapsed=bool(share >= COLLAPSE_SHARE))
         return out
+
+    def warn_if_collapsed(self, split: str = "test") -> bool:
+        """Warn (:class:`CollapsedModelWarning`) when the final model answers one class for
+        (almost) every test image; returns whether it did."""
+        s = self.summary(split)
+        if s.get("collapsed"):
+            warnings.warn(
+                f"the final model gives one answer for {s['top_share']:.1%} of the {split} "
+                f"images: it has collapsed to a constant predictor, and its accuracy "
+                f"{s['accuracy']:.3f} is the class mix (majority baseline "
+                f"{s['majority']:.3f}), not something it learned", CollapsedModelWarning,
+                stacklevel=3)
+        return bool(s.get("collapsed"))
 
     # -- persistence --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -48,13 +48,25 @@ def roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray,
                            loss_sum: float) -> dict[str, float]:
-    """``loss`` (mean cross-entropy), ``accuracy``, ``auc`` and ``n`` for one evaluation."""
+    """``loss`` (mean cross-entropy), ``accuracy``, ``auc`` and ``n`` for one evaluation,
+    plus two numbers that expose a collapsed model: ``majority``, the accuracy of always
+    answering the most frequent true class (the baseline to beat), and ``top_share``,
+    the share of images predicted as the model's most frequent answer (1.0: one class for
+    every image)."""
     n = len(labels)
+    if n:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=probs.shape[1])
+        answers = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1])
+        majority, top_share = counts.max() / n, answers.max() / n
+    else:
+        majority = top_share = float("nan")
     return {
         "loss": loss_sum / n if n else float("nan"),
         "accuracy": accuracy(probs, labels),
         "auc": roc_auc(probs, labels),
         "n": float(n),
+        "majority": float(majority),
+        "top_share": float(top_share),
     }
 
 

@@ -276,6 +276,8 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     own = {t.name: st for t, st in zip(trainers, site_states, strict=True)}
     history.site_states = {s.name: strategy.eval_state(global_state, own.get(s.name, {}))
                            for s in sites}
+    if history.last_round > 0:
+        history.warn_if_collapsed()
     return history
 
 

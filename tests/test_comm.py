@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 from safetensors.torch import load, save
 
 import fedlab as fl
@@ -224,13 +225,16 @@ def test_ledger_bytes_are_serialised_encoded_sizes(federation):
     assert h.config["uplink"] == "int8" and h.config["downlink"] == "fp16"
 
 
-def test_topk_with_error_feedback_cuts_uplink_and_still_learns(synthetic):
-    sites = fl.data.split(synthetic, n_sites=3, seed=0)
-    kw = dict(model="cnn", rounds=4, optimizer="adam", lr=1e-3, batch_size=16, progress=False)
+@pytest.mark.quality
+def test_topk_with_error_feedback_cuts_uplink_and_still_learns(synthetic, margin):
+    sites = fl.data.split(synthetic, n_sites=3, seed=seeded())
+    # 8 rounds: after 4 the run is still climbing (0.66 to 0.99 across seed offsets)
+    kw = dict(model="cnn", rounds=8, optimizer="adam", lr=1e-3, batch_size=16, progress=False,
+              seed=seeded())
     full = fl.run(sites, **kw)
     ef = fl.run(sites, uplink="topk-ef:0.05", **kw)
     assert full.bytes("up") / ef.bytes("up") > 5
-    assert ef.final("accuracy") > 0.7
+    margin.above("top-k 5% + EF accuracy", ef.final("accuracy"), 0.7)
 
 
 def test_error_feedback_changes_the_run_from_its_second_round(federation):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import seeded
 from torch import nn
 
 import fedlab as fl
@@ -271,19 +272,27 @@ def test_contributions_reuse_the_cache():
     assert frame.loc["bad", "leave_one_out"] < 0 < frame.loc["a", "leave_one_out"]
 
 
-def test_pure_noise_site_has_the_lowest_leave_one_out():
-    # two clean sites and one whose training labels are independent of the images;
-    # AUC on the pooled (clean) test splits is the utility (4 short runs)
-    data = fl.data.make_synthetic(n_train=450, n_val=30, n_test=300, seed=5)
-    sites = fl.data.split(data, n_sites=3, scheme=fl.data.IID(), seed=0)
-    noisy = fl.data.noisy_labels(sites[2], fraction=1.0, seed=0)
-    sites = fl.Federation([sites[0], sites[1], noisy])
-    v = fl.explain.fl_utility(sites, metric="auc", rounds=3, seed=0, local_epochs=2)
+@pytest.mark.quality
+def test_pure_noise_site_has_the_lowest_leave_one_out(margin):
+    # two clean sites and one, the largest, whose training labels are independent of the
+    # images; AUC on the pooled (clean) test splits is the utility (4 short runs). With
+    # equal sites the AUC of any two saturates near 1 and every leave-one-out value is
+    # within 0.01 of 0, so their order is rounding noise; a large noisy site pulls FedAvg
+    # away by its image count, and removing it must help.
+    data = fl.data.make_synthetic(n_train=450, n_val=30, n_test=300, seed=seeded(5))
+    sites = fl.data.split(data, n_sites=3, scheme=fl.data.IID(),
+                          sizes=fl.data.QuantitySkew("powerlaw", skew=1.0), seed=seeded())
+    big = int(np.argmax([s.size() for s in sites]))
+    noisy = fl.data.noisy_labels(sites[big], fraction=1.0, seed=seeded())
+    sites = fl.Federation([noisy if i == big else s for i, s in enumerate(sites)])
+    clean = [name for name in sites.names if name != noisy.name]
+    v = fl.explain.fl_utility(sites, metric="auc", rounds=3, seed=seeded(), local_epochs=2)
     loo = leave_one_out(sites.names, v)
-    assert loo[noisy.name] < min(loo[sites[0].name], loo[sites[1].name])
-    assert loo[noisy.name] <= 0.005  # removing the noise costs nothing
+    margin.below("noisy site's LOO - the lowest clean site's LOO",
+                 loo[noisy.name] - min(loo[name] for name in clean), 0.0)
+    margin.below("noisy site's LOO (removing the noise must not hurt)", loo[noisy.name], 0.005)
     assert v.evaluations == 4  # all sites, and all but each one
-    assert v(sites.names) > v(()) + 0.2  # the federation does learn
+    margin.above("AUC the clean sites gain by federating", v(clean) - v(()), 0.2)
 
 
 # -- noisy labels -----------------------------------------------------------------------

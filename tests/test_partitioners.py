@@ -1,6 +1,5 @@
 """Partitioners: label skew, shards, quantity skew, composition, natural sites."""
 
-import time
 
 import numpy as np
 import pytest
@@ -84,11 +83,11 @@ def test_seed_determinism_and_global_rng_untouched(four_class, scheme):
                for sa, sc in zip(a, c, strict=True))
 
 
-def test_tiny_alpha_is_fast_and_leaves_no_site_empty():
+def test_tiny_alpha_finishes_and_leaves_no_site_empty():
+    # bounded redraws, then a deterministic repair: no hang (a timed assertion would flake
+    # on a loaded machine; the redraw cap is what guarantees the end)
     data = fl.data.make_synthetic(n_train=2000, n_val=10, n_test=10, n_classes=2, seed=0)
-    t0 = time.perf_counter()
     fed = split(data, 10, Dirichlet(alpha=0.01), seed=0)
-    assert time.perf_counter() - t0 < 1.0
     sizes = [s.size() for s in fed]
     assert min(sizes) >= 10 and sum(sizes) == 2000
     # still label-skewed: most sites hold a single class

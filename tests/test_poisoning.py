@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 from torch import nn
 
 import fedlab as fl
@@ -16,17 +17,17 @@ FAST = dict(model="mlp", batch_size=32, optimizer="sgd", lr=0.05, momentum=0.0,
 
 @pytest.fixture(scope="module")
 def iid(synthetic):
-    return fl.data.split(synthetic, n_sites=3, seed=0)  # both classes at every site
+    return fl.data.split(synthetic, n_sites=3, seed=seeded())  # both classes at every site
 
 
 @pytest.fixture(scope="module")
 def five():
     """Five IID sites on which the small CNN learns the synthetic task in a few rounds."""
-    data = fl.data.make_synthetic(n_train=500, n_val=40, n_test=200, seed=0)
-    return fl.data.split(data, n_sites=5, seed=0)
+    data = fl.data.make_synthetic(n_train=500, n_val=40, n_test=200, seed=seeded())
+    return fl.data.split(data, n_sites=5, seed=seeded())
 
 
-CNN = dict(model="cnn", batch_size=32, lr=3e-3, progress=False)
+CNN = dict(model="cnn", batch_size=32, lr=3e-3, progress=False, seed=seeded())
 
 
 # -- label flipping -------------------------------------------------------------------
@@ -98,13 +99,19 @@ def test_byzantine_checks_its_arguments(federation):
     assert Byzantine(sites="site-1").sites == ("site-1",)
 
 
-def test_sign_flip_ruins_fedavg_and_the_median_resists(five):
+@pytest.mark.quality
+def test_sign_flip_ruins_fedavg_and_the_median_resists(five, margin):
+    # Eight rounds: the attacker drags the median towards its side, so the median learns
+    # more slowly than clean FedAvg; after four rounds it is still mid-way (0.5 to 0.99
+    # depending on the CPU's rounding), after eight it has caught up on every seed.
     attack = dict(sites=[five[0].name], kind="sign_flip", scale=5.0)
-    kw = dict(rounds=4, local_steps=5, eval_every=4, **CNN)
+    kw = dict(rounds=8, local_steps=5, eval_every=8, **CNN)
     clean = fl.run(five, strategy="fedavg", **kw).final("accuracy")
     plain = fl.run(five, strategy=Byzantine("fedavg", **attack), **kw).final("accuracy")
     robust = fl.run(five, strategy=Byzantine("median", **attack), **kw).final("accuracy")
-    assert clean > 0.85 and plain < clean - 0.3 and robust > plain + 0.15
+    margin.above("clean FedAvg accuracy", clean, 0.85)
+    margin.below("attacked FedAvg accuracy (chance is 0.5)", plain, 0.6)
+    margin.above("attacked median accuracy - (clean - 0.1)", robust, clean - 0.1)
 
 
 # -- backdoor ---------------------------------------------------------------------------
@@ -153,20 +160,28 @@ def test_backdoor_poisons_training_data_and_measures_success(iid):
         Backdoor(fraction=1.5)
 
 
-def test_boosted_backdoor_succeeds_against_fedavg_not_krum(five):
+@pytest.mark.quality
+def test_boosted_backdoor_succeeds_against_fedavg_not_multikrum(five, margin):
+    # Multi-Krum, not Krum: Krum keeps one site's update a round, and after five rounds
+    # that model is so undertrained that on some seeds it calls most triggered images
+    # class 0 with no attacker at all (attack success up to 1.0 without an attack).
+    # That Krum never selects the attacker is checked in test_robust.py.
     bd = Backdoor(target=0, trigger=Trigger(size=4), fraction=0.5)
     attacker = five[0].name
     sites = [bd.poison(five[0]), *five[1:]]
     kw = dict(rounds=5, local_steps=5, eval_every=5, **CNN)
     runs = {"clean": fl.run(five, strategy="fedavg", **kw)}
-    for name in ("fedavg", "krum"):
+    for name in ("fedavg", "multikrum"):
         runs[name] = fl.run(sites, strategy=Byzantine(name, sites=[attacker], kind="scale",
                                                       scale=5.0), **kw)
     info = fl.attacks.attack_info(runs, five, bd)
     assert list(info.columns) == ["accuracy", "auc", "excluded", "attack_success"]
     asr = info["attack_success"]
-    assert asr["fedavg"] > 0.8 and asr["clean"] < 0.3 and asr["krum"] < 0.3
-    assert info.loc["clean", "accuracy"] > 0.85
+    margin.above("FedAvg attack success", asr["fedavg"], 0.8)
+    margin.below("clean attack success", asr["clean"], 0.3)
+    margin.below("Multi-Krum attack success", asr["multikrum"], 0.3)
+    margin.above("clean accuracy", info.loc["clean", "accuracy"], 0.85)
+    margin.above("Multi-Krum accuracy", info.loc["multikrum", "accuracy"], 0.8)
     fig = fl.attacks.plot_attacks(info)
     assert [t.name for t in fig.data] == ["clean accuracy", "attack success rate"]
     assert list(fig.data[1].y) == asr.tolist()

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 from torch import nn
 
 import fedlab as fl
@@ -26,7 +27,7 @@ from fedlab.strategies.base import ClientContext, Update
 from fedlab.training import TrainConfig
 
 needs_opacus = pytest.mark.skipif(importlib.util.find_spec("opacus") is None,
-                                  reason="the accountant needs opacus (requirements-dev.txt)")
+                                  reason="the accountant needs opacus (the [privacy] extra)")
 
 KW = {"model": "mlp", "rounds": 1, "progress": False, "seed": 0, "local_steps": 2}
 
@@ -201,6 +202,54 @@ def test_dp_run_reports_epsilon_per_round(federation):
     assert all(0 <= r["clipped_fraction"] <= 1 for r in hist.rounds)
     sampled = fl.run(federation, strategy=dp, clients_per_round=2, **{**KW, "rounds": 3})
     assert sampled.rounds[-1]["epsilon"] < eps[-1]
+
+
+@needs_opacus
+def test_local_dp_accounts_for_sensitivity_two_clip(federation):
+    # two updates in the ball of radius C differ by up to 2C: local noise sigma*C is the
+    # Gaussian mechanism with multiplier sigma/2, and the server sees who sent (rate 1)
+    sigma = 1.5
+    local = DPFedAvg(noise_multiplier=sigma, clip=0.5, mode="local")
+    central_half = DPFedAvg(noise_multiplier=sigma / 2, clip=0.5)
+    assert local.accounting_sigma == sigma / 2
+    assert local.epsilon(5) == pytest.approx(central_half.epsilon(5), rel=1e-12)
+    assert local.epsilon(5) > DPFedAvg(noise_multiplier=sigma, clip=0.5).epsilon(5)
+    assert local.epsilon(5, sample_rate=0.1) == local.epsilon(5)  # no amplification
+    hist = fl.run(federation, strategy=local, clients_per_round=2, **{**KW, "rounds": 3})
+    assert [r["epsilon"] for r in hist.rounds] == pytest.approx(
+        [central_half.epsilon(r) for r in (1, 2, 3)])
+
+
+def test_one_central_dp_round_moves_the_weights_by_the_noise_norm(federation):
+    # sigma large enough that the clipped signal (norm <= C/m) is under 1% of the noise:
+    # the model moves by the norm of a Gaussian vector, sigma * C / m * sqrt(d)
+    sigma, clip, m = 100.0, 0.1, len(federation)
+    dp = DPFedAvg(noise_multiplier=sigma, clip=clip, seed=seeded())
+    start = fl.run(federation, strategy=dp, **{**KW, "rounds": 0}).final_state
+    moved = fl.run(federation, strategy=dp, **KW).final_state
+    floats = [k for k, v in start.items() if v.is_floating_point()]
+    d = sum(start[k].numel() for k in floats)
+    norm = math.sqrt(sum(float(((moved[k] - start[k]).double() ** 2).sum()) for k in floats))
+    assert norm == pytest.approx(sigma * clip / m * math.sqrt(d), rel=0.03)
+
+
+@needs_opacus
+@pytest.mark.quality
+def test_dp_noise_drives_accuracy_to_chance(margin):
+    # three sites: the mean's noise is sigma * C / 3 per weight, so sigma = 1 already
+    # buries the clipped signal of a small CNN; clipping alone costs nothing here
+    data = fl.data.make_synthetic(n_train=300, n_val=30, n_test=200, seed=seeded())
+    sites = fl.data.split(data, n_sites=3, seed=seeded())
+    kw = dict(model="cnn", rounds=8, optimizer="adam", lr=1e-3, batch_size=16, progress=False,
+              seed=seeded())
+    runs = {sigma: fl.run(sites, strategy=DPFedAvg(noise_multiplier=sigma, clip=1.0,
+                                                   seed=seeded()), **kw)
+            for sigma in (0.0, 1.0)}
+    majority = runs[0.0].summary()["majority"]
+    margin.above("accuracy with clipping only", runs[0.0].final("accuracy"), 0.8)
+    margin.below("accuracy at sigma 1 - majority baseline",
+                 runs[1.0].final("accuracy") - majority, 0.1)
+    assert runs[1.0].summary()["collapsed"] or runs[1.0].final("auc") < 0.7
 
 
 def test_dp_without_noise_and_large_clip_is_fedavg_with_equal_weights(federation):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 
 import fedlab as fl
 from fedlab.cli import _strategy
@@ -148,21 +149,25 @@ def test_cli_selects_a_rule_and_its_base():
 
 
 # -- in a run: the attacker is left out, the History says so -------------------------
+@pytest.mark.quality
 def test_krum_never_selects_a_boosted_attacker(federation):
     attacker = federation[0].name
     strategy = fl.attacks.Byzantine(Krum(n_byzantine=0), sites=[attacker], kind="scale",
                                     scale=100.0)
     # Byzantine around Krum: the attacker forges, Krum sees the forged update
-    hist = fl.run(federation, strategy=strategy, rounds=3, local_steps=3, **FAST)
+    hist = fl.run(federation, strategy=strategy, rounds=3, local_steps=3, seed=seeded(), **FAST)
     rows = hist.to_frame("rounds")
     assert (rows[f"krum_selected/{attacker}"] == 0).all()
     assert (rows[[f"krum_selected/{s.name}" for s in federation]].sum(axis=1) == 1).all()
 
 
-def test_norm_clip_bounds_a_boosted_attacker(federation):
+@pytest.mark.quality
+def test_norm_clip_bounds_a_boosted_attacker(federation, margin):
     attacker = federation[1].name
-    strategy = fl.attacks.Byzantine(NormClip(), sites=[attacker], kind="scale", scale=50.0)
-    hist = fl.run(federation, strategy=strategy, rounds=2, local_steps=3, **FAST)
+    # boosted 200x: its clip scale is about median honest norm / (200 x its own norm); at
+    # 50x the honest norms' spread left it at 0.089 on one seed, too close to 0.1
+    strategy = fl.attacks.Byzantine(NormClip(), sites=[attacker], kind="scale", scale=200.0)
+    hist = fl.run(federation, strategy=strategy, rounds=2, local_steps=3, seed=seeded(), **FAST)
     rows = hist.to_frame("rounds")
-    assert (rows[f"clip_scale/{attacker}"] < 0.1).all()
+    margin.below("the attacker's largest clip scale", rows[f"clip_scale/{attacker}"].max(), 0.1)
     assert np.isfinite(hist.series("loss")).all()

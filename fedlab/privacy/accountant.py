@@ -33,8 +33,8 @@ def require_opacus():
         import opacus
     except ImportError as err:  # pragma: no cover - exercised only without opacus
         raise ImportError("fedlab.privacy needs the optional dependency opacus for privacy "
-                          "accounting and DP-SGD: pip install opacus==1.6.0 "
-                          "(it is listed in requirements-dev.txt)") from err
+                          "accounting and DP-SGD: pip install 'fedlab-workbench[privacy]' "
+                          "(or pip install 'opacus>=1.6,<2')") from err
     return opacus
 
 

@@ -12,14 +12,23 @@ the clipped updates:
   standard deviation ``noise_multiplier * clip / m``;
 * ``mode="local"``: by every site to its own update before sending it, so the server
   never sees an un-noised update, at the price of ``sqrt(m)`` times more noise in
-  the mean for the same epsilon.
+  the mean.
 
 The privacy budget of the rounds so far is accounted per round (see
 :mod:`fedlab.privacy.accountant`) and reported in ``History.rounds`` as ``epsilon``.
-The sampling rate of a round is the fraction of the sites that took part (1 unless
-``run(..., clients_per_round=...)`` samples them); the accountant treats the sampling as
-Poisson sampling at that rate, the usual approximation for a fixed number of sites
-drawn uniformly. The clipped deltas are averaged with equal weights (example-count
+
+* Central: the neighbouring federations differ by one site's data, which moves the sum
+  of clipped updates by at most ``clip`` (add/remove adjacency): the Gaussian mechanism
+  with noise multiplier ``noise_multiplier``. The sampling rate of a round is the
+  fraction of the sites that took part (1 unless ``run(..., clients_per_round=...)``
+  samples them); the accountant treats the sampling as Poisson sampling at that rate,
+  the usual approximation for a fixed number of sites drawn uniformly.
+* Local: each site's noised update must hide *any* input from the server, and two
+  updates clipped to the ball of radius ``clip`` can differ by ``2 * clip``, so the L2
+  sensitivity is ``2 * clip`` (the local model: Kasiviswanathan et al. 2011; Duchi,
+  Jordan and Wainwright 2013) and the effective noise multiplier is
+  ``noise_multiplier / 2``. The server sees who sent, so sampling amplifies nothing:
+  ``epsilon`` is that of a site that took part in every round, at sampling rate 1. The clipped deltas are averaged with equal weights (example-count
 weights would let a large site exceed the bound); the wrapped strategy's server step
 then applies the noisy mean.
 """
@@ -132,10 +141,17 @@ class DP(Wrapper):
     def for_sites(self, n_examples: list[int]) -> DP:
         return replace(self, base=self.base.for_sites(n_examples), n_sites=len(n_examples))
 
+    @property
+    def accounting_sigma(self) -> float:
+        """The noise multiplier the accountant sees: noise std over the L2 sensitivity
+        (``clip`` in the central model, ``2 * clip`` in the local one)."""
+        return self.noise_multiplier if self.mode == "central" else self.noise_multiplier / 2
+
     def epsilon(self, rounds: int, sample_rate: float = 1.0) -> float:
         """Epsilon spent after ``rounds`` rounds that each sampled sites with
-        probability ``sample_rate``."""
-        return epsilon(self.noise_multiplier, sample_rate, rounds, self.delta, self.accountant)
+        probability ``sample_rate`` (ignored in the local model: see the module)."""
+        rate = sample_rate if self.mode == "central" else 1.0
+        return epsilon(self.accounting_sigma, rate, rounds, self.delta, self.accountant)
 
     # -- server half -------------------------------------------------------------
     def init_server_state(self, global_state: State) -> State:
@@ -165,7 +181,8 @@ class DP(Wrapper):
         new_global, inner_state = self.base.aggregate(global_state, [merged],
                                                       _inner(server_state))
         norms = torch.tensor([u.metrics.get("update_norm", float("nan")) for u in updates])
-        rate = torch.tensor([min(1.0, m / self.n_sites) if self.n_sites else 1.0],
+        sampled = self.mode == "central" and self.n_sites
+        rate = torch.tensor([min(1.0, m / self.n_sites) if sampled else 1.0],
                             dtype=torch.float64)
         return new_global, {**inner_state, _P + "rates": torch.cat([rates, rate]),
                             _P + "clipped": (norms > self.clip).double().mean(),
@@ -174,9 +191,10 @@ class DP(Wrapper):
     def round_report(self, rnd: int, server_state: State) -> dict[str, float]:
         report = self.base.round_report(rnd, _inner(server_state))
         rates = server_state[_P + "rates"].tolist()
-        phases = [(self.noise_multiplier, q, 1) for q in rates[:-1]]
-        eps = (epsilon(self.noise_multiplier, rates[-1], 1, self.delta, self.accountant,
-                       history=phases) if rates else 0.0)
+        sigma = self.accounting_sigma
+        phases = [(sigma, q, 1) for q in rates[:-1]]
+        eps = (epsilon(sigma, rates[-1], 1, self.delta, self.accountant, history=phases)
+               if rates else 0.0)
         return {**report, "epsilon": eps, "delta": self.delta,
                 "clipped_fraction": float(server_state.get(_P + "clipped", torch.nan)),
                 "median_update_norm": float(server_state.get(_P + "norm", torch.nan))}

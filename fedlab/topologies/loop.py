@@ -135,6 +135,8 @@ def run_topology(topology: Topology, sites: Sequence[Site], model, strategy: Str
                            for s, sh, st in zip(sites, shared, site_states, strict=True)}
     if run_dir is not None:
         history.save(Path(run_dir) / "history.json")
+    if history.last_round > 0:
+        history.warn_if_collapsed()
     return history
 
 
