@@ -124,7 +124,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_tutorials(args: argparse.Namespace) -> int:
     from .tutorials import run_notebooks
 
-    return run_notebooks(args.names, smoke=args.smoke, inplace=args.inplace, out=args.out)
+    if args.check and args.smoke:
+        print("fedlab tutorials: --check runs the teaching defaults; drop --smoke",
+              file=sys.stderr)
+        return 2
+    return run_notebooks(args.names, smoke=args.smoke, inplace=args.inplace, out=args.out,
+                         check=args.check, seed=args.seed, threads=args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_mutually_exclusive_group()
     g.add_argument("--inplace", action="store_true", help="save outputs into the notebooks")
     g.add_argument("--out", default=None, help="folder for the executed copies")
+    t.add_argument("--check", action="store_true",
+                   help="teaching defaults with the claim cells checked; print each claim's "
+                        "margin and fail if one does not hold")
+    t.add_argument("--seed", type=int, default=None,
+                   help="inject SEED into each lesson's parameters cell (default: as committed)")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch threads in the kernels (OMP_NUM_THREADS; default: all cores)")
     t.set_defaults(func=cmd_tutorials)
     return p
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
@@ -42,24 +44,72 @@ def _strip_run_metadata(path: Path) -> None:
 
 
 def run_notebooks(names: list[str] | None = None, smoke: bool = False, inplace: bool = False,
-                  out: str | Path | None = None) -> int:
-    """Execute notebooks with papermill; returns 0 when all succeed, 1 otherwise."""
+                  out: str | Path | None = None, check: bool = False, seed: int | None = None,
+                  threads: int | None = None) -> int:
+    """Execute notebooks with papermill; returns 0 when all succeed, 1 otherwise.
+
+    ``check`` runs the teaching defaults with the lessons' claim cells asserting (see
+    :mod:`fedlab.claims`), prints every claim with its margin, and fails when a claim does
+    not hold or a lesson checks none. ``seed`` is injected as ``SEED`` into each lesson's
+    parameters cell; ``threads`` sets ``OMP_NUM_THREADS`` for the kernels (another thread
+    count rounds differently, as another CPU does).
+    """
     import papermill as pm
 
-    failed = []
-    for nb in find_notebooks(names):
-        target = nb if inplace else Path(out or "executed") / nb.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        try:
-            # Teaching runs inject nothing: the committed parameters cell stays the only
-            # one, so FEDLAB_SMOKE=1 (nbval) still switches the committed notebook to smoke.
-            pm.execute_notebook(str(nb), str(target), parameters={"SMOKE": True} if smoke else {},
-                                cwd=str(nb.parent), progress_bar=False)
-            _strip_run_metadata(target)
-        except Exception as err:  # report every notebook, then fail
-            failed.append(nb.name)
-            print(f"FAILED {nb.name}: {err}")
-            continue
-        print(f"ok     {nb.name} ({time.perf_counter() - t0:.1f} s) -> {target}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    params: dict = {"SMOKE": True} if smoke else {}
+    if seed is not None:
+        params["SEED"] = int(seed)
+    outdir = Path(out or "executed")
+    log = outdir / "claims.jsonl"
+    saved = {k: os.environ.get(k) for k in ("FEDLAB_CLAIMS_LOG", "FEDLAB_LESSON",
+                                            "OMP_NUM_THREADS", "FEDLAB_SMOKE")}
+    if check:
+        outdir.mkdir(parents=True, exist_ok=True)
+        log.unlink(missing_ok=True)
+        os.environ["FEDLAB_CLAIMS_LOG"] = str(log.resolve())
+        os.environ.pop("FEDLAB_SMOKE", None)  # the claims need the teaching defaults
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    failed, lessons = [], []
+    try:
+        for nb in find_notebooks(names):
+            target = nb if inplace else outdir / nb.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.environ["FEDLAB_LESSON"] = nb.stem
+            lessons.append(nb.stem)
+            t0 = time.perf_counter()
+            try:
+                # Teaching runs inject nothing unless asked: the committed parameters cell
+                # stays the only one, so FEDLAB_SMOKE=1 (nbval) still switches it to smoke.
+                pm.execute_notebook(str(nb), str(target), parameters=params,
+                                    cwd=str(nb.parent), progress_bar=False)
+                _strip_run_metadata(target)
+            except Exception as err:  # report every notebook, then fail
+                failed.append(nb.name)
+                print(f"FAILED {nb.name}: {err}")
+                continue
+            print(f"ok     {nb.name} ({time.perf_counter() - t0:.1f} s) -> {target}")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if check:
+        failed += _report_claims(log, lessons)
     return 1 if failed else 0
+
+
+def _report_claims(log: Path, lessons: list[str]) -> list[str]:
+    """Print every checked claim with its margin; the lessons that checked none."""
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    print(f"\n{len(rows)} claims checked (margin: how far the value cleared its bound):")
+    for r in rows:
+        print(f"  {r['lesson'][:2]}  margin {r['margin']:+.4g}  ({r['value']:.4g} {r['op']} "
+              f"{r['bound']:.4g})  {r['text']}")
+    silent = [name for name in lessons if not any(r["lesson"] == name for r in rows)]
+    for name in silent:
+        print(f"FAILED {name}: no claim was checked (a lesson states results: check them)")
+    return silent

@@ -100,6 +100,16 @@ class TestSkeleton:
         assert numbered[0] < summary < exercises, \
             f"order must be numbered sections, Summary, Exercises; got {titles}"
 
+    def test_claims_are_checked_in_tagged_cells(self, path):
+        # what the prose says about the results is asserted by `make tutorials-check`
+        cells = [c for c in _read(path).cells if "claim" in _tags(c)]
+        assert cells, "tag the cells that check the lesson's claims 'claim'"
+        for cell in cells:
+            assert cell.cell_type == "code" and "fl.claims.check(" in cell.source, \
+                "a 'claim' cell calls fl.claims.check(...)"
+            assert "smoke=SMOKE" in cell.source, \
+                "claims are not checked in smoke mode: pass smoke=SMOKE"
+
     def test_plotly_renderer_is_mimetype(self, path):
         sources = [c.source for c in _read(path).cells if c.cell_type == "code"]
         assert any(RENDERER.search(s) for s in sources), \

@@ -28,7 +28,9 @@ The privacy budget of the rounds so far is accounted per round (see
   sensitivity is ``2 * clip`` (the local model: Kasiviswanathan et al. 2011; Duchi,
   Jordan and Wainwright 2013) and the effective noise multiplier is
   ``noise_multiplier / 2``. The server sees who sent, so sampling amplifies nothing:
-  ``epsilon`` is that of a site that took part in every round, at sampling rate 1. The clipped deltas are averaged with equal weights (example-count
+  ``epsilon`` is that of a site that took part in every round, at sampling rate 1.
+
+The clipped deltas are averaged with equal weights (example-count
 weights would let a large site exceed the bound); the wrapped strategy's server step
 then applies the noisy mean.
 """
