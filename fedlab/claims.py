@@ -40,6 +40,10 @@ class Claim:
     margin: float | None
     checked: bool
 
+    def _ipython_display_(self) -> None:
+        """Nothing: :func:`check` has printed the claim already (a claim cell's last line
+        would otherwise show it twice)."""
+
     def __str__(self) -> str:
         if not self.checked:
             return f"claim not checked (smoke mode): {self.text}"

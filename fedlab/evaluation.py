@@ -20,7 +20,7 @@ from .models import create_model
 from .sites import Site
 from .training import predict, resolve_device
 
-__all__ = ["evaluate", "cross_site", "compare"]
+__all__ = ["evaluate", "cross_site", "compare", "who_gains"]
 
 State = dict[str, torch.Tensor]
 
@@ -111,3 +111,38 @@ def compare(runs: Mapping[str, History], split: str = "test") -> pd.DataFrame:
             row.update(majority=s["majority"], collapsed=s["collapsed"])
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
+
+
+def who_gains(per_site: pd.DataFrame, reference: str = "FedAvg", local: str = "local-only",
+              tol: float = 1e-3) -> pd.DataFrame:
+    """Per set-up (a column of ``per_site``): its worst site, and where it gains or loses.
+
+    Parameters
+    ----------
+    per_site : DataFrame
+        One row per site, one column per set-up, each a per-site accuracy (e.g. built from
+        :meth:`History.per_site`). Columns that are not set-ups (``"train images"``,
+        ``"pneumonia share"``) may be present and are ignored.
+    reference, local : str
+        Columns to count gains against: the shared-model baseline and local-only training.
+        A missing column gives no count for it.
+    tol : float
+        Differences of at most ``tol`` count as ties.
+
+    Returns
+    -------
+    DataFrame
+        One row per set-up: ``worst site``, ``its accuracy``, ``mean over sites`` and, per
+        baseline present, ``beats <reference> at`` / ``trails <reference> at`` /
+        ``beats <local> at`` (numbers of sites).
+    """
+    acc = per_site.drop(columns=["train images", "pneumonia share"], errors="ignore")
+    out = pd.DataFrame({"worst site": acc.idxmin(), "its accuracy": acc.min(),
+                        "mean over sites": acc.mean()})
+    if reference in acc:
+        diff = acc.sub(acc[reference], axis=0)
+        out[f"beats {reference} at"] = (diff > tol).sum()
+        out[f"trails {reference} at"] = (diff < -tol).sum()
+    if local in acc:
+        out[f"beats {local} at"] = (acc.sub(acc[local], axis=0) > tol).sum()
+    return out

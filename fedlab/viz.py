@@ -20,7 +20,7 @@ __all__ = [
     "learning_curves_info", "learning_curves", "compare_runs_info", "compare_runs",
     "cross_site_heatmap", "label_heatmap", "label_skew_info", "label_skew",
     "site_distances_info", "site_distances", "intensity_histograms_info",
-    "intensity_histograms",
+    "intensity_histograms", "sweep_info", "sweep",
 ]
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
@@ -240,4 +240,87 @@ def intensity_histograms(sites: Sequence[Site], split: str = "train", bins: int 
                         line=dict(shape="hvh", width=2, color=PALETTE[i % len(PALETTE)]))
     fig.update_layout(title=f"Pixel intensities per site ({split})", xaxis_title="intensity",
                       yaxis_title="density", xaxis_range=[0, 1])
+    return fig
+
+
+# -- a sweep of runs: accuracy against heterogeneity ------------------------------------
+
+_SWEEP_SERIES = {"accuracy": "FedAvg: all hospitals' patients",
+                 "worst site accuracy": "FedAvg: worst-served hospital"}
+
+
+def sweep_info(table: pd.DataFrame, runs: Sequence[str] | None = None,
+               columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Long form of a :func:`fedlab.compare` table for the runs of a sweep.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``fl.compare(...)`` output, one row per run.
+    runs : list of str, optional
+        The rows of the sweep, in order (default: all of them).
+    columns : dict, optional
+        Column of ``table`` → legend name of its line (default: pooled accuracy and
+        worst-served site).
+
+    Returns
+    -------
+    DataFrame
+        Columns run, series, value, collapsed (False where ``table`` has no
+        ``collapsed`` column), one row per run and series.
+    """
+    runs = list(table.index if runs is None else runs)
+    columns = dict(_SWEEP_SERIES if columns is None else columns)
+    collapsed = (table["collapsed"] if "collapsed" in table
+                 else pd.Series(False, index=table.index))
+    rows = [{"run": run, "series": name, "value": float(table.loc[run, col]),
+             "collapsed": bool(collapsed.loc[run])}
+            for col, name in columns.items() for run in runs]
+    return pd.DataFrame(rows)
+
+
+def sweep(table: pd.DataFrame, runs: Sequence[str] | None = None,
+          references: Mapping[str, float] | None = None,
+          points: Mapping[str, tuple[str, float]] | None = None,
+          columns: Mapping[str, str] | None = None, title: str = "",
+          xaxis_title: str = "") -> go.Figure:
+    """Accuracy against heterogeneity: one line per series over the runs of a sweep.
+
+    Reference values (e.g. a centralised run) are dashed horizontal lines, the
+    ``majority`` baseline of ``table`` (always answering the most frequent class) is a
+    dotted one, and runs that collapsed to a constant predictor are marked with a cross
+    and the word "collapsed", so that their accuracy is not read as a finding.
+
+    Parameters
+    ----------
+    table, runs, columns
+        As for :func:`sweep_info`.
+    references : dict, optional
+        Label → value, drawn as dashed horizontal lines.
+    points : dict, optional
+        Label → (run on the x axis, value), drawn as single diamonds (e.g. a centralised
+        run on the most shifted data).
+    """
+    info = sweep_info(table, runs, columns)
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(info.groupby("series", sort=False)):
+        fig.add_scatter(x=rows["run"], y=rows["value"], mode="lines+markers", name=str(name),
+                        line=dict(color=PALETTE[i % len(PALETTE)]))
+    down = info[info["collapsed"]].drop_duplicates("run", keep="first")
+    if len(down):
+        fig.add_scatter(x=down["run"], y=down["value"], mode="markers+text", text="collapsed",
+                        textposition="top center", name="collapsed (one answer for all)",
+                        marker=dict(symbol="x", size=14, color="black"))
+    for label, (run, value) in (points or {}).items():
+        fig.add_scatter(x=[run], y=[value], mode="markers", name=label,
+                        marker=dict(symbol="diamond", size=12, color="black"))
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line_dash="dash", line_color="black", annotation_text=label,
+                      annotation_position="bottom right")
+    if "majority" in table:
+        fig.add_hline(y=float(table["majority"].max()), line_dash="dot", line_color="grey",
+                      annotation_text="majority class (always the same answer)",
+                      annotation_position="top right")
+    fig.update_layout(title=title or "Accuracy across the sweep", xaxis_title=xaxis_title,
+                      yaxis_title="accuracy", yaxis_range=[0, 1.05])
     return fig

@@ -17,6 +17,7 @@ images.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["InversionConfig", "site_update", "infer_labels", "invert_update", "psnr", "ssim",
-           "match_reconstructions", "plot_reconstructions"]
+           "match_reconstructions", "mean_image_baseline", "defence_sweep",
+           "plot_reconstructions"]
 
 State = dict[str, torch.Tensor]
 
@@ -175,6 +177,52 @@ def match_reconstructions(estimate: torch.Tensor, truth: torch.Tensor) -> dict[s
         ps.append(scores[best])
         ss.append(ssim(estimate[best], t))
     return {"psnr": sum(ps) / len(ps), "ssim": sum(ss) / len(ss)}
+
+
+def mean_image_baseline(pool: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """Score the trivial attack "guess the average patient": the mean image of ``pool``
+    (e.g. a site's training images, or public images of the same kind) offered as the
+    reconstruction of every image of ``truth``, scored by :func:`match_reconstructions`.
+    An inversion that does not beat it has learnt nothing about the particular images."""
+    guess = pool.double().mean(0, keepdim=True).to(truth.dtype)
+    return match_reconstructions(guess, truth)
+
+
+def defence_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  batch_sizes: Sequence[int] = (1, 2, 4, 8), local_steps: Sequence[int] = (3, 10),
+                  noise_stds: Sequence[float] = (1e-3, 1e-2), lr: float = 0.1,
+                  config: InversionConfig = InversionConfig(),
+                  noise_seed: int = 0) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """Invert a site's update under one defence at a time, everything else as the
+    undefended one-image, one-step update (the first image of ``x``).
+
+    Rows: ``batch size`` (the first ``b`` images of ``x``), ``local steps`` (one image),
+    ``noise std, no clipping`` (Gaussian noise of that standard deviation added to each
+    weight of the *unclipped* one-image update: noise without a sensitivity bound, so no
+    DP guarantee). Returns the rows (``defence``, ``value``, ``psnr``, ``ssim``) and,
+    per row, the reconstruction of the first image (for :func:`plot_reconstructions`).
+    """
+    from ..privacy.dp import add_noise  # lazy: the attack module needs no strategies
+
+    def one(batch: int = 1, steps: int = 1, noise: float = 0.0):
+        xb, yb = x[:batch], y[:batch]
+        update = site_update(model, xb, yb, lr=lr, steps=steps)
+        if noise > 0:
+            update = add_noise(update, noise, torch.Generator().manual_seed(noise_seed))
+        est, _ = invert_update(model, update, tuple(xb.shape), config=config)
+        return match_reconstructions(est, xb), est
+
+    settings = ([("batch size", f"{b:g}", f"batch of {b}", {"batch": b}) for b in batch_sizes]
+                + [("local steps", f"{s:g}", f"{s} local steps", {"steps": s})
+                   for s in local_steps]
+                + [("noise std, no clipping", f"{n:g}", f"noise {n:g}", {"noise": n})
+                   for n in noise_stds])
+    rows, examples = [], {}
+    for defence, value, label, kw in settings:
+        score, est = one(**kw)
+        rows.append({"defence": defence, "value": value, **score})
+        examples[label] = est[:1]
+    return rows, examples
 
 
 def plot_reconstructions(rows: dict[str, torch.Tensor], title: str = ""):

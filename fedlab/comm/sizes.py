@@ -11,7 +11,7 @@ from torch import nn
 from ..models import create_model
 from .codecs import Codec, CodecContext, get_codec, serialized_size
 
-__all__ = ["model_size", "model_sizes", "message_size"]
+__all__ = ["model_size", "model_sizes", "model_size_table", "message_size"]
 
 
 def message_size(state: dict[str, torch.Tensor], codec: str | Codec | None = None) -> int:
@@ -60,3 +60,18 @@ def model_sizes(models: Sequence[str | nn.Module] = ("mlp", "cnn", "cnn-bn"),
             row["model"] = m if isinstance(m, str) else row["model"]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def model_size_table(models: Sequence[str | nn.Module] = ("mlp", "cnn", "cnn-bn"),
+                     codecs: Sequence[str | Codec | None] = ("identity",),
+                     **shape) -> pd.DataFrame:
+    """:func:`model_sizes` as a wide table: one row per model (in the order given), a
+    ``parameters`` column, then ``MB (<codec>)`` per codec (in the order given)."""
+    long = model_sizes(models, codecs, **shape)
+    names = list(dict.fromkeys(long["model"]))
+    codec_names = list(dict.fromkeys(long["codec"]))
+    table = long.pivot(index="model", columns="codec", values="mb").loc[names, codec_names]
+    table.columns = [f"MB ({c})" for c in codec_names]
+    table.insert(0, "parameters", long.groupby("model")["parameters"].first().loc[names])
+    table.columns.name = None
+    return table

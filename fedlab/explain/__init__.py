@@ -23,7 +23,14 @@ from .agreement import (
     top_overlap,
 )
 from .contribution import CachedUtility, contributions, fl_utility, leave_one_out, shapley
-from .report import confusion_matrices, fairness, reliability_info, site_predictions, site_report
+from .report import (
+    confusion_matrices,
+    fairness,
+    fairness_table,
+    reliability_info,
+    site_predictions,
+    site_report,
+)
 from .saliency import (
     METHODS,
     build_model,
@@ -32,15 +39,18 @@ from .saliency import (
     history_models,
     integrated_gradients,
     occlusion,
+    runs_models,
     saliency,
 )
+from .sanity import corner_artefact, randomization_check, randomized_model
 
 __all__ = [
-    "METHODS", "CachedUtility", "agreement", "agreement_matrix", "border_mask", "build_model",
-    "confusion_matrices", "contribution_bars", "contributions", "fairness", "find_target_layer",
-    "fl_utility", "grad_cam", "history_models", "integrated_gradients", "leave_one_out",
-    "mass_in", "occlusion", "rank_correlation", "reliability_diagram", "reliability_info",
-    "saliency", "saliency_grid", "saliency_grid_info", "shapley", "site_metrics",
+    "METHODS", "agreement", "agreement_matrix", "border_mask", "build_model", "CachedUtility",
+    "confusion_matrices", "contribution_bars", "contributions", "corner_artefact", "fairness",
+    "fairness_table", "find_target_layer", "fl_utility", "grad_cam", "history_models",
+    "integrated_gradients", "leave_one_out", "mass_in", "occlusion", "randomization_check",
+    "randomized_model", "rank_correlation", "reliability_diagram", "reliability_info",
+    "runs_models", "saliency", "saliency_grid", "saliency_grid_info", "shapley", "site_metrics",
     "site_metrics_info", "site_predictions", "site_report", "top_overlap",
 ]
 

@@ -10,7 +10,7 @@ worst site and the spread across sites; :func:`confusion_matrices` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,8 @@ from ..sites import Site
 from ..training import predict
 from .saliency import architecture, build_model
 
-__all__ = ["site_predictions", "site_report", "fairness", "confusion_matrices",
-           "reliability_info"]
+__all__ = ["site_predictions", "site_report", "fairness", "fairness_table",
+           "confusion_matrices", "reliability_info"]
 
 Source = History | nn.Module | dict
 
@@ -147,3 +147,17 @@ def reliability_info(source: Source, sites: Sequence[Site], split: str = "test",
         if len(y):
             frames.append(pd.DataFrame({"site": name, **reliability(p, y, bins)}))
     return pd.concat(frames, ignore_index=True)
+
+
+def fairness_table(reports: Mapping[str, pd.DataFrame],
+                   metrics: Sequence[str] = ("accuracy", "sensitivity", "ece")) -> pd.DataFrame:
+    """:func:`fairness` for every run and metric: one row per ``(run, metric)``, columns
+    ``worst_site``, ``worst``, ``best_site``, ``best``, ``mean``, ``spread`` (numbers as
+    floats, ready to round)."""
+    rows = {(name, metric): fairness(report, metric)
+            for name, report in reports.items() for metric in metrics}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["run", "metric"]
+    numbers = ["worst", "best", "mean", "spread"]
+    table[numbers] = table[numbers].astype(float)
+    return table[["worst_site", "worst", "best_site", "best", "mean", "spread"]]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -32,7 +32,7 @@ from ..models import MODELS, create_model
 from ..sites import Site
 
 __all__ = ["METHODS", "saliency", "grad_cam", "occlusion", "integrated_gradients",
-           "find_target_layer", "build_model", "history_models"]
+           "find_target_layer", "build_model", "history_models", "runs_models"]
 
 Method = Literal["gradcam", "occlusion", "integrated_gradients"]
 METHODS: tuple[str, ...] = ("gradcam", "occlusion", "integrated_gradients")
@@ -255,4 +255,25 @@ def history_models(history: History, sites: Sequence[Site],
     for site, state in history.site_states.items():
         if state is not history.final_state:
             out[site] = build_model(state, name, sites)
+    return out
+
+
+def runs_models(runs: Mapping[str, History], sites: Sequence[Site],
+                globals_from: Sequence[str] | None = None,
+                model: str | nn.Module | None = None) -> dict[str, nn.Module]:
+    """The models of several runs in one dict, named ``"<run> <model>"``.
+
+    ``<model>`` is ``global`` or a site name, as in :func:`history_models`. Only the runs
+    named in ``globals_from`` contribute their global model (default: every run), so a
+    personalised run's FedAvg-like global model need not appear twice.
+
+    >>> runs_models({"FedAvg": h1, "local": h2}, sites)   # doctest: +SKIP
+    {"FedAvg global": ..., "local site-1": ..., ...}
+    """
+    out: dict[str, nn.Module] = {}
+    for label, history in runs.items():
+        for key, net in history_models(history, sites, model).items():
+            if key == GLOBAL and globals_from is not None and label not in globals_from:
+                continue
+            out[f"{label} {key}"] = net
     return out

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -191,6 +191,22 @@ class SecAgg(Wrapper):
             for k, v in masks.items():  # the survivors' masks with d are minus d's masks
                 total[k] = (total[k] + v) % m
         return {k: decode(v, self.scale_bits, self.modulus_bits) for k, v in total.items()}
+
+    def sum_error(self, rnd: int, payloads: Mapping[str, State],
+                  n_examples: Mapping[str, int]) -> float:
+        """Check the protocol once: mask every site's payload for round ``rnd``
+        (:meth:`mask`), unmask what survives (:meth:`unmask`) and return the largest
+        absolute difference from the plain example-weighted sum of the survivors'
+        payloads. It should be of the order of the fixed-point resolution
+        ``2**-scale_bits`` times the number of sites."""
+        updates = [Update(s, self.mask(s, rnd, payloads[s], n_examples[s]), n_examples[s])
+                   for s in self.sites]
+        total = self.unmask(rnd, updates)
+        alive = [s for s in self.sites if s not in self.drops(rnd)]
+        total[_N] = total[_N] - sum(float(n_examples[s]) for s in alive)
+        for k in payloads[self.sites[0]]:
+            total[k] = total[k] - sum(n_examples[s] * payloads[s][k].double() for s in alive)
+        return max(float(v.abs().max()) for v in total.values())
 
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:

@@ -10,17 +10,19 @@ return the state every site shares afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..strategies.aggregate import weighted_average
 from ..strategies.base import State, Update
 
-__all__ = ["Topology", "Star", "RoundContext", "mix", "consensus_distance", "average"]
+__all__ = ["Topology", "Star", "RoundContext", "mix", "consensus_distance", "site_distances",
+           "average"]
 
 
 @dataclass
@@ -99,13 +101,29 @@ def average(states: Sequence[State]) -> State:
     return weighted_average(list(states), [1.0] * len(states))
 
 
+def _squared_distances(states: Sequence[State]) -> list[float]:
+    if not states:
+        raise ValueError("states must not be empty")
+    total = torch.zeros(len(states), dtype=torch.float64)
+    for key in _floats(states[0]):
+        stacked = torch.stack([s[key].detach().to(torch.float64) for s in states])
+        diff = (stacked - stacked.mean(dim=0)).reshape(len(states), -1)
+        total += (diff ** 2).sum(dim=1)
+    return total.tolist()
+
+
 def consensus_distance(states: Sequence[State]) -> float:
     """How far the sites are from agreeing: the mean over sites of the squared
     Euclidean distance between a site's floating-point weights and their average."""
-    if not states:
-        raise ValueError("states must not be empty")
-    total = 0.0
-    for key in _floats(states[0]):
-        stacked = torch.stack([s[key].detach().to(torch.float64) for s in states])
-        total += float(((stacked - stacked.mean(dim=0)) ** 2).sum())
-    return total / len(states)
+    dist = _squared_distances(states)
+    return sum(dist) / len(dist)
+
+
+def site_distances(states: Sequence[State] | Mapping[str, State]) -> pd.Series:
+    """Each site's own share of the consensus distance: the squared Euclidean distance
+    between its floating-point weights and the sites' average (their mean is
+    :func:`consensus_distance`). Pass ``History.site_states`` to see which sites ended
+    up furthest from the others; a mapping keeps its keys as the index."""
+    names = list(states) if isinstance(states, Mapping) else None
+    values = list(states.values()) if isinstance(states, Mapping) else list(states)
+    return pd.Series(_squared_distances(values), index=names, name="distance to the average")
