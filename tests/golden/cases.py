@@ -8,7 +8,6 @@ own that says why.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
