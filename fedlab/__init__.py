@@ -7,17 +7,31 @@
 >>> history.summary()
 """
 
-from . import attacks, claims, comm, data, metrics, models, privacy, strategies, topologies
+from . import (
+    attacks,
+    claims,
+    comm,
+    data,
+    executors,
+    metrics,
+    models,
+    privacy,
+    strategies,
+    topologies,
+)
+from .engine.config import Comm, Eval
 from .evaluation import compare, cross_site, evaluate
 from .history import History
 from .simulation import run
 from .sites import Federation, Site
+from .training import Train
 
 __version__ = "0.1.0"
 
-__all__ = ["Federation", "History", "Site", "attacks", "claims", "comm", "compare", "cross_site",
-           "data", "evaluate", "explain", "metrics", "models", "privacy", "run", "segmentation",
-           "strategies", "topologies", "viz", "__version__"]
+__all__ = ["Comm", "Eval", "Federation", "History", "Site", "Train", "attacks", "claims",
+           "comm", "compare", "cross_site", "data", "evaluate", "executors", "explain",
+           "metrics", "models", "privacy", "run", "segmentation", "strategies", "topologies",
+           "viz", "__version__"]
 
 
 def __getattr__(name: str):

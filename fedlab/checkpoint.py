@@ -2,21 +2,25 @@
 
 A run directory holds ``config.json`` (the run's arguments), ``history.json`` (the
 History so far) and ``checkpoints/round_NNNN.safetensors`` with the global model, the
-server state of the strategy and every site's own state after that round.
+server state of the strategy, every site's own state and codec state, and for the
+decentralised topologies every site's shared model and the topology's memory, after
+that round.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .history import History
 
-__all__ = ["save_round", "load_latest", "load_codec_states", "check_config"]
+__all__ = ["Checkpoint", "save_round", "load_latest", "check_config"]
 
 State = dict[str, torch.Tensor]
 
@@ -25,31 +29,50 @@ def _path(run_dir: Path, round: int) -> Path:
     return run_dir / "checkpoints" / f"round_{round:04d}.safetensors"
 
 
-def save_round(run_dir: Path, round: int, global_state: State, server_state: State,
-               site_states: list[State], history: History,
-               codec_states: list[State] | None = None) -> None:
-    """Write the checkpoint of ``round`` and the History, each atomically.
+@dataclass
+class Checkpoint:
+    """The state of a run after one round: everything needed to continue it exactly."""
 
-    ``codec_states``: each site's codec state (e.g. error-feedback residuals), if any.
-    """
-    tensors = {f"global/{k}": v for k, v in global_state.items()}
-    tensors.update({f"server/{k}": v for k, v in server_state.items()})
-    for i, state in enumerate(site_states):
-        tensors.update({f"site/{i}/{k}": v for k, v in state.items()})
-    for i, state in enumerate(codec_states or []):
-        tensors.update({f"codec/{i}/{k}": v for k, v in state.items()})
+    round: int
+    global_state: State
+    server_state: State
+    site_states: list[State]
+    codec_states: list[State]
+    shared: list[State] = field(default_factory=list)  # decentralised: each site's model
+    memory: dict[str, int] = field(default_factory=dict)  # the topology's integers
+
+
+def save_round(run_dir: Path, ckpt: Checkpoint, history: History) -> None:
+    """Write the checkpoint of ``ckpt.round`` and the History, each atomically."""
+    tensors = {f"global/{k}": v for k, v in ckpt.global_state.items()}
+    tensors.update({f"server/{k}": v for k, v in ckpt.server_state.items()})
+    for head, states in (("site", ckpt.site_states), ("codec", ckpt.codec_states)):
+        for i, state in enumerate(states):
+            tensors.update({f"{head}/{i}/{k}": v for k, v in state.items()})
+    first: dict[int, int] = {}  # the sites of a cyclic or swarm run share one model: once
+    for i, state in enumerate(ckpt.shared):
+        j = first.setdefault(id(state), i)
+        if j == i:
+            tensors.update({f"shared/{i}/{k}": v for k, v in state.items()})
+        else:
+            tensors[f"same/{i}"] = torch.tensor(j)
+    tensors.update({f"memory/{k}": torch.tensor(int(v)) for k, v in ckpt.memory.items()})
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    path = _path(run_dir, round)
+    path = _path(run_dir, ckpt.round)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"round": str(round)})
+    # safetensors sorts its keys: keep the order of every state (codecs draw per tensor
+    # in that order, so a resumed run must see the same order to continue exactly)
+    save_file(tensors, str(tmp), metadata={"round": str(ckpt.round),
+                                           "order": json.dumps(list(tensors))})
     tmp.replace(path)
     history.save(run_dir / "history.json")
 
 
 def load_latest(run_dir: Path, n_sites: int, device: torch.device,
-                ) -> tuple[int, State, State, list[State], History] | None:
-    """The newest checkpoint whose History is also on disk, or None if there is none."""
+                ) -> tuple[Checkpoint, History] | None:
+    """The newest checkpoint whose History is also on disk (and that History, cut to
+    its round), or None if there is none."""
     ckpts = sorted((run_dir / "checkpoints").glob("round_*.safetensors"))
     if not ckpts or not (run_dir / "history.json").exists():
         return None
@@ -61,30 +84,25 @@ def load_latest(run_dir: Path, n_sites: int, device: torch.device,
         if not path.exists():
             return None
     tensors = load_file(str(path), device=str(device))
-    parts: dict[str, State] = {"global": {}, "server": {}}
-    sites: list[State] = [{} for _ in range(n_sites)]
+    with safe_open(str(path), framework="pt") as f:
+        order = json.loads((f.metadata() or {}).get("order", "[]"))
+    tensors = {k: tensors[k] for k in order if k in tensors} | tensors
+    parts: dict[str, State] = {"global": {}, "server": {}, "memory": {}, "same": {}}
+    lists: dict[str, list[State]] = {h: [{} for _ in range(n_sites)]
+                                     for h in ("site", "codec", "shared")}
     for key, value in tensors.items():
         head, rest = key.split("/", 1)
-        if head == "site":
+        if head in lists:
             i, name = rest.split("/", 1)
-            sites[int(i)][name] = value
-        elif head == "codec":
-            continue  # read by load_codec_states
+            lists[head][int(i)][name] = value
         else:
             parts[head][rest] = value
-    return round, parts["global"], parts["server"], sites, history.truncate(round)
-
-
-def load_codec_states(run_dir: Path, round: int, n_sites: int,
-                      device: torch.device) -> list[State]:
-    """Each site's codec state saved with the checkpoint of ``round`` (empty if none)."""
-    states: list[State] = [{} for _ in range(n_sites)]
-    for key, value in load_file(str(_path(run_dir, round)), device=str(device)).items():
-        head, rest = key.split("/", 1)
-        if head == "codec":
-            i, name = rest.split("/", 1)
-            states[int(i)][name] = value
-    return states
+    for key, j in parts.pop("same").items():
+        lists["shared"][int(key)] = lists["shared"][int(j)]
+    shared = lists["shared"] if any(lists["shared"]) else []
+    ckpt = Checkpoint(round, parts["global"], parts["server"], lists["site"], lists["codec"],
+                      shared, {k: int(v) for k, v in parts["memory"].items()})
+    return ckpt, history.truncate(round)
 
 
 def check_config(run_dir: Path, config: dict[str, Any], resume: bool) -> None:

@@ -13,56 +13,14 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-PARTITIONS = ("iid", "dirichlet", "pathological", "shards", "quantity")
-
-
-def _partitioner(args: argparse.Namespace):
-    from . import data
-
-    return {
-        "iid": lambda: data.IID(),
-        "dirichlet": lambda: data.Dirichlet(alpha=args.alpha, min_size=args.min_size),
-        "pathological": lambda: data.Pathological(classes_per_site=args.classes_per_site),
-        "shards": lambda: data.Shards(shards_per_site=args.shards_per_site),
-        "quantity": lambda: data.QuantitySkew(skew=args.quantity_skew or 1.0),
-    }[args.partition]()
-
-
-def _strategy(name: str, params: list[str]):
-    """A strategy from its name and ``KEY=VALUE`` hyper-parameters, typed by its fields."""
-    import dataclasses
-
-    from .strategies import get
-
-    cls = type(get(name))
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs = {}
-    for item in params:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in fields:
-            raise ValueError(f"--param {item!r}: expected KEY=VALUE with KEY one of "
-                             f"{sorted(fields) or 'nothing (this strategy has no parameters)'}")
-        default = fields[key].default
-        kind = type(default) if default is not dataclasses.MISSING else str
-        if kind not in (int, float, str, bool):
-            raise ValueError(f"--param {key}: a {kind.__name__} cannot be set from the command "
-                             "line; use the Python API")
-        kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
-    return cls(**kwargs)
-
-
-def _count_or_fraction(text: str | None) -> int | float | None:
-    """``--clients-per-round``: ``"3"`` is a count, ``"0.5"`` a fraction of the sites."""
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"--clients-per-round must be a count (3) or a fraction (0.5), "
-                             f"got {text!r}") from None
+from .options import (
+    PARTITIONS,
+    add_train_options,
+    count_or_fraction,
+    partitioner,
+    strategy_from,
+    train_keywords,
+)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -77,18 +35,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     sizes = fl.data.QuantitySkew(skew=args.quantity_skew) if (
         args.quantity_skew and args.partition != "quantity") else None
     shift = fl.data.AcquisitionShift(strength=args.shift) if args.shift else None
-    sites = fl.data.split(dataset, n_sites=args.sites, scheme=_partitioner(args),
+    sites = fl.data.split(dataset, n_sites=args.sites, scheme=partitioner(args),
                           sizes=sizes, shift=shift, seed=args.seed)
     out = Path(args.out)
-    strategy = _strategy(args.strategy, args.param)
+    strategy = strategy_from(args.strategy, args.param)
     history = fl.run(sites, model=args.model, strategy=strategy, rounds=args.rounds,
-                     local_epochs=args.local_epochs, batch_size=args.batch_size,
-                     optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay,
-                     augment=args.augment,
+                     **train_keywords(args), executor=args.executor,
+                     eval_splits=tuple(args.eval_splits.split(",")),
                      seed=args.seed, device=args.device, eval_every=args.eval_every,
                      progress=not args.quiet, run_dir=out, resume=args.resume,
                      topology=args.topology, uplink=args.uplink, downlink=args.downlink,
-                     clients_per_round=_count_or_fraction(args.clients_per_round),
+                     clients_per_round=count_or_fraction(args.clients_per_round),
                      network=args.network)
     history.save(out / "history.json")
     summary = history.summary()
@@ -134,6 +91,7 @@ def cmd_tutorials(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data.medmnist import DATASETS
+    from .executors import EXECUTORS
     from .models import MODELS
     from .strategies import STRATEGIES
     from .topologies import TOPOLOGIES
@@ -165,13 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="who talks to whom: a server (star), cyclic, gossip on a graph, swarm")
     r.add_argument("--model", default="cnn", choices=sorted(MODELS))
     r.add_argument("--rounds", type=int, default=10)
-    r.add_argument("--local-epochs", type=int, default=1)
-    r.add_argument("--batch-size", type=int, default=64)
-    r.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])
-    r.add_argument("--lr", type=float, default=1e-3)
-    r.add_argument("--lr-decay", type=float, default=1.0, help="per-round lr factor in (0, 1]")
-    r.add_argument("--augment", action="store_true", help="random shifts of up to 2 px")
+    add_train_options(r)
+    r.add_argument("--executor", default="sequential", choices=sorted(EXECUTORS),
+                   help="who runs the sites' local work (fedlab.executors)")
     r.add_argument("--eval-every", type=int, default=1)
+    r.add_argument("--eval-splits", default="test", metavar="SPLITS",
+                   help="comma-separated splits scored after each round (test, val, train)")
     r.add_argument("--uplink", default=None, metavar="CODEC",
                    help="uplink codec: identity, fp16, bf16, int8, int8-sr, topk:F[:N], "
                         "topk-ef:F[:N] (F a fraction; tensors under N entries, default "

@@ -16,27 +16,13 @@ from torch import nn
 
 from .history import GLOBAL, History
 from .metrics import task_metrics
-from .models import create_model
+from .models import model_for_run
 from .sites import Site
 from .training import predict, resolve_device
 
 __all__ = ["evaluate", "cross_site", "compare", "who_gains"]
 
 State = dict[str, torch.Tensor]
-
-
-def _model_for(history: History, sites: Sequence[Site], model: nn.Module | None) -> nn.Module:
-    if model is not None:
-        return model
-    name = history.config.get("model")
-    if name not in (None, "") and isinstance(name, str):
-        try:
-            x, _ = sites[0].tensors("train")
-            return create_model(name, in_channels=x.shape[1], n_classes=len(sites[0].classes),
-                                image_size=x.shape[-1])
-        except ValueError:
-            pass
-    raise ValueError("pass model=: the run used a custom model that cannot be rebuilt by name")
 
 
 def evaluate(model: nn.Module, sites: Sequence[Site], state: State | None = None,
@@ -83,7 +69,7 @@ def cross_site(history: History, sites: Sequence[Site], metric: str = "accuracy"
     if not history.site_states:
         raise ValueError("history has no final site models: it was loaded from JSON or made "
                          "by hand; cross-site evaluation needs the History returned by run()")
-    net = _model_for(history, sites, model)
+    net = model_for_run(history.config, sites, model)
     table = {owner: evaluate(net, sites, state, split, device)[metric]
              for owner, state in history.site_states.items()}
     frame = pd.DataFrame(table).T

@@ -17,7 +17,7 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
-def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -40,8 +40,8 @@ def roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
     NaN when only one class is present.
     """
     if probs.shape[1] == 2:
-        return _binary_auc(probs[:, 1], labels == 1)
-    aucs = [_binary_auc(probs[:, c], labels == c) for c in range(probs.shape[1])]
+        return binary_auc(probs[:, 1], labels == 1)
+    aucs = [binary_auc(probs[:, c], labels == c) for c in range(probs.shape[1])]
     aucs = [a for a in aucs if not np.isnan(a)]
     return float(np.mean(aucs)) if aucs else float("nan")
 

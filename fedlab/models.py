@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["SmallCNN", "MLP", "MODELS", "create_model", "count_parameters", "state_bytes"]
+__all__ = ["SmallCNN", "MLP", "MODELS", "ModelSpec", "create_model", "count_parameters",
+           "state_bytes", "model_for_run"]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -111,3 +115,66 @@ def count_parameters(model: nn.Module) -> int:
 def state_bytes(state: dict[str, torch.Tensor]) -> int:
     """Bytes of the raw tensors in a state dict (what one uncompressed message carries)."""
     return sum(t.numel() * t.element_size() for t in state.values())
+
+
+ModelArg = str | nn.Module | Callable[[], nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a run's network, anywhere: in the run, in an executor's worker, or
+    after the run to load a saved state. It pickles when ``model`` is a name, a module
+    or a top-level factory.
+
+    ``model``: a name of :data:`MODELS` (built with the data's shape), a module (copied,
+    so the caller's stays untouched) or a factory returning one.
+    """
+
+    model: ModelArg = "cnn"
+    in_channels: int = 1
+    n_classes: int = 2
+    image_size: int = 28
+
+    @classmethod
+    def for_sites(cls, model: ModelArg, sites: Sequence[Any]) -> ModelSpec:
+        """The spec of ``model`` for the sites' data (channels, classes, image size)."""
+        if isinstance(model, str) and model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, an nn.Module or a "
+                             f"factory, got {model!r}")
+        if not isinstance(model, str | nn.Module) and not callable(model):
+            raise TypeError(f"model must be a name, an nn.Module or a factory, got "
+                            f"{type(model)}")
+        x, _ = sites[0].tensors("train")
+        return cls(model, in_channels=int(x.shape[1]), n_classes=len(sites[0].classes),
+                   image_size=int(x.shape[-1]))
+
+    @property
+    def label(self) -> str:
+        """The name recorded in a run's config: the model's name or its class name."""
+        return self.model if isinstance(self.model, str) else type(self.model).__name__
+
+    def build(self, seed: int | None = None) -> nn.Module:
+        """A new network; with ``seed``, its initial weights are those of that seed (the
+        caller's global random state is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            if isinstance(self.model, nn.Module):
+                return copy.deepcopy(self.model)
+            if isinstance(self.model, str):
+                return create_model(self.model, in_channels=self.in_channels,
+                                    n_classes=self.n_classes, image_size=self.image_size)
+            return self.model()
+
+
+def model_for_run(config: Mapping[str, Any], sites: Sequence[Any],
+                  model: nn.Module | None = None) -> nn.Module:
+    """The network of a finished run, to load its saved states into: ``model`` when
+    given, else built again from the name in the run's ``config`` (``History.config``)."""
+    if model is not None:
+        return model
+    name = config.get("model")
+    if isinstance(name, str) and name in MODELS:
+        return ModelSpec.for_sites(name, sites).build()
+    raise ValueError(f"pass model=: the run used a custom model ({name!r}) that cannot be "
+                     "rebuilt by name")

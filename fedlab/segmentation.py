@@ -21,9 +21,9 @@ import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
-from .evaluation import _model_for
 from .history import GLOBAL, History
 from .metrics import dice
+from .models import model_for_run
 from .sites import Site
 
 __all__ = ["dice_table", "plot_dice_by_site", "mask_overlays_info", "plot_mask_overlays"]
@@ -104,7 +104,7 @@ def mask_overlays_info(sites: Sequence[Site], runs: Mapping[str, History] | None
         if not h.site_states:
             raise ValueError(f"run {name!r} has no final site models: pass the History "
                              "returned by fedlab.run, not one loaded from JSON")
-        nets[name] = _model_for(h, sites, model).cpu()
+        nets[name] = model_for_run(h.config, sites, model).cpu()
     out = []
     for site in sites:
         sample = site.peek(per_site, split, seed)

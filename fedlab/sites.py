@@ -45,7 +45,7 @@ class Site:
 
     def size(self, split: str = "train") -> int:
         """Number of samples in ``split`` (what FedAvg weights by)."""
-        return len(self._split(split))
+        return len(self.split(split))
 
     @property
     def n_examples(self) -> int:
@@ -54,7 +54,7 @@ class Site:
     def label_counts(self, split: str = "train") -> np.ndarray:
         """Samples per class in ``split`` (pixels per class for segmentation masks): a
         summary a site may share."""
-        return np.bincount(self._split(split).labels.ravel(), minlength=len(self.classes))
+        return np.bincount(self.split(split).labels.ravel(), minlength=len(self.classes))
 
     def tensors(self, split: str, device: torch.device | str = "cpu",
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +64,7 @@ class Site:
         """
         key = (split, str(device))
         if key not in self._tensors:
-            part = self._split(split)
+            part = self.split(split)
             x = torch.from_numpy(np.ascontiguousarray(part.images, dtype=np.float32))
             y = torch.from_numpy(part.labels.astype(np.int64))
             self._tensors[key] = (x.to(device), y.to(device))
@@ -72,20 +72,33 @@ class Site:
 
     def peek(self, n: int = 4, split: str = "train", seed: int = 0) -> Split:
         """A few samples, for teaching figures only (a real site would not share them)."""
-        part = self._split(split)
+        part = self.split(split)
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(len(part), size=min(n, len(part)), replace=False))
         return part.subset(idx)
 
-    def _split(self, split: str) -> Split:
+    def split(self, split: str) -> Split:
+        """The ``split`` as arrays, for data preparation that runs *at* the site (a
+        scanner, label noise, an attack on its own data); training and evaluation use
+        :meth:`tensors`."""
         if split not in self._data:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return self._data[split]
 
+    def replace(self, name: str | None = None, **splits: Split) -> Site:
+        """A copy of this site with some splits (``train=``, ``val=``, ``test=``) or its
+        name replaced; the others are shared with this site."""
+        bad = sorted(set(splits) - set(SPLITS))
+        if bad:
+            raise ValueError(f"splits must be among {SPLITS}, got {bad}")
+        parts = {s: splits.get(s, self._data[s]) for s in SPLITS}
+        return Site(name or self.name, parts["train"], parts["val"], parts["test"],
+                    self.classes)
+
     @staticmethod
     def pool(sites: Sequence[Site], name: str = "pooled") -> Site:
         """One site holding the union of all sites' data (the centralised baseline)."""
-        parts = {s: Split.concat([site._split(s) for site in sites]) for s in SPLITS}
+        parts = {s: Split.concat([site.split(s) for site in sites]) for s in SPLITS}
         return Site(name, parts["train"], parts["val"], parts["test"], sites[0].classes)
 
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TrainConfig", "batches", "train_epochs", "predict", "resolve_device", "derive_seed",
-           "random_shift", "task_loss", "soft_dice_loss"]
+__all__ = ["Train", "TrainConfig", "batches", "train_epochs", "predict", "resolve_device",
+           "derive_seed", "random_shift", "task_loss", "soft_dice_loss"]
 
 ExtraLoss = Callable[[nn.Module], torch.Tensor]
 AfterBackward = Callable[[nn.Module], None]
@@ -32,12 +32,16 @@ class TrainConfig:
         Mini-batch size (>= 1).
     optimizer : {"sgd", "adam"}
         Local optimiser, re-created at every round.
-    lr, momentum, weight_decay : float
-        Optimiser settings (momentum is used by SGD only).
+    lr : float
+        Learning rate of the local optimiser (in round 1, see ``lr_decay``).
+    momentum : float
+        SGD momentum (Adam ignores it).
+    weight_decay : float
+        L2 penalty of the local optimiser.
     lr_decay : float
         Round ``r`` (from 1) trains with ``lr * lr_decay ** (r - 1)``; 1 keeps it constant.
     augment : bool
-        Shift each training image by up to 2 pixels at random (see :func:`random_shift`).
+        Shift each training image by up to 2 pixels at random (``random_shift``).
     """
 
     epochs: int = 1
@@ -75,6 +79,10 @@ class TrainConfig:
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
                                weight_decay=self.weight_decay)
+
+
+#: the name :func:`fedlab.run` and the lessons use (``fl.Train(lr=0.05)``)
+Train = TrainConfig
 
 
 def derive_seed(*parts: int) -> int:

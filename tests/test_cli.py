@@ -107,3 +107,34 @@ def test_run_with_codecs_sampling_and_network(tmp_path, capsys):
     assert "--clients-per-round must be" in capsys.readouterr().err
     assert main([*ARGS, "--uplink", "zip", "--out", str(tmp_path / "bad2")]) == 2
     assert "codec must be one of" in capsys.readouterr().err
+
+
+def test_every_train_config_field_is_an_option():
+    import dataclasses
+
+    from fedlab.cli import build_parser
+    from fedlab.training import TrainConfig
+
+    text = build_parser().parse_args(["run", "--out", "x"])
+    for f in dataclasses.fields(TrainConfig):
+        name = {"epochs": "local_epochs", "steps": "local_steps"}.get(f.name, f.name)
+        assert getattr(text, name) == f.default, name
+    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for flag in ("--local-steps", "--momentum", "--weight-decay", "--executor",
+                 "--eval-splits"):
+        assert flag in help_text
+
+
+def test_cli_local_steps_momentum_and_executor_reach_the_run(tmp_path):
+    import json
+
+    from fedlab.cli import main
+
+    out = tmp_path / "r"
+    assert main(["run", "--dataset", "synthetic", "--sites", "2", "--rounds", "1",
+                 "--model", "mlp", "--local-steps", "2", "--optimizer", "sgd",
+                 "--momentum", "0.5", "--weight-decay", "0.001", "--executor", "sequential",
+                 "--eval-splits", "test,val", "--out", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["steps"] == 2 and cfg["train"]["momentum"] == 0.5
+    assert cfg["train"]["weight_decay"] == 0.001 and cfg["eval_splits"] == ["test", "val"]

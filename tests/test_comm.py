@@ -196,7 +196,7 @@ def test_partial_participation_logs_and_averages_only_participants(federation):
 def test_scaffold_scales_its_control_update_by_the_share_of_examples(federation):
     from fedlab.strategies import Scaffold, Update
 
-    s = Scaffold(param_keys=("w",)).for_sites([30, 70])
+    s = Scaffold(param_keys=("w",)).bind(torch.nn.Linear(1, 1), [30, 70])
     server = {"control/w": torch.zeros(2)}
     up = Update("a", {"w": torch.ones(2), "control/w": torch.full((2,), 2.0)}, 30)
     _, new = s.aggregate({"w": torch.zeros(2)}, [up], server)

@@ -8,7 +8,7 @@ import torch
 from conftest import seeded
 
 import fedlab as fl
-from fedlab.cli import _strategy
+from fedlab.options import strategy_from
 from fedlab.strategies import (
     FedAvg,
     FedOpt,
@@ -144,7 +144,7 @@ def test_robust_needs_a_weight_sending_base():
 
 
 def test_cli_selects_a_rule_and_its_base():
-    s = _strategy("trimmedmean", ["beta=0.4", "base=fedprox"])
+    s = strategy_from("trimmedmean", ["beta=0.4", "base=fedprox"])
     assert s.beta == 0.4 and s.base.name == "fedprox"
 
 

@@ -149,7 +149,7 @@ def test_split_segmentation_keeps_every_image_once():
     fed = fl.data.split_segmentation(data, 3, seed=0, weights=[1, 1, 4])
     assert [s.size("train") for s in fed] == [5, 5, 20]
     for name in ("train", "val", "test"):
-        ours = np.concatenate([s._split(name).images for s in fed])
+        ours = np.concatenate([s.split(name).images for s in fed])
         whole = getattr(data, name).images
         assert sorted(map(bytes, ours)) == sorted(map(bytes, whole))
     assert fed[0].label_counts().sum() == 5 * 16 * 16  # pixels per class
@@ -165,8 +165,8 @@ def test_shift_changes_images_not_masks(seg_sites):
     data = fl.data.make_segmentation(n_train=24, n_val=6, n_test=9, image_size=16, seed=0)
     plain = fl.data.split_segmentation(data, 3, seed=0)
     for a, b in zip(plain, seg_sites, strict=True):
-        assert np.array_equal(a._split("train").labels, b._split("train").labels)
-        assert not np.array_equal(a._split("train").images, b._split("train").images)
+        assert np.array_equal(a.split("train").labels, b.split("train").labels)
+        assert not np.array_equal(a.split("train").images, b.split("train").images)
     assert set(seg_sites.scanners) == set(seg_sites.names)
 
 

@@ -163,7 +163,7 @@ def test_fedbn_never_sends_norm_layers(federation, tmp_path):
     local = {f"features.{i}.{k}" for i in (1, 5) for k in
              ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
     assert set(norm_keys(model)) == local  # nn.Sequential indices, found by module type
-    strategy = FedBN().setup(model)
+    strategy = FedBN().bind(model, [1])
     state = model.state_dict()
     shared = {k: v for k, v in state.items() if k not in local}
     assert set(strategy.message_down(state, {})) == set(shared)
@@ -183,7 +183,7 @@ def test_fedbn_without_norm_layers_says_what_to_do(federation):
     with pytest.raises(ValueError, match="cnn-bn"):
         fl.run(federation, strategy="fedbn", **FAST)
     with pytest.raises(ValueError, match="local_keys"):
-        FedBN(local_keys=("nope",)).setup(fl.models.MLP())
+        FedBN(local_keys=("nope",)).bind(fl.models.MLP(), [1])
 
 
 # -- every registered strategy runs, checkpoints and resumes -------------------------

@@ -119,13 +119,12 @@ class Backdoor:
     def poison(self, site: Site, seed: int = 0) -> Site:
         """A copy of ``site`` whose training data carry the backdoor (val, test clean)."""
         self._check(site)
-        train = site._split("train")
+        train = site.split("train")
         chosen = np.random.default_rng(seed).random(len(train)) < self.fraction
         images, labels = train.images.copy(), train.labels.copy()
         images[chosen] = self.trigger.apply(images[chosen])
         labels[chosen] = self.target
-        return Site(site.name, Split(images, labels), site._split("val"),
-                    site._split("test"), site.classes)
+        return site.replace(train=Split(images, labels))
 
     def triggered(self, site: Site, split: str = "test",
                   device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluation import _model_for
 from ..history import History
-from ..metrics import _binary_auc
+from ..metrics import binary_auc
+from ..models import model_for_run
 from ..sites import Site
 
 __all__ = ["sample_losses", "loss_threshold_attack", "membership_info", "plot_membership"]
@@ -56,7 +56,7 @@ def loss_threshold_attack(member_losses: np.ndarray,
     best = int(np.argmax(tpr - fpr))
     scores = -np.concatenate([m, n])
     member = np.r_[np.ones(len(m), bool), np.zeros(len(n), bool)]
-    return {"auc": _binary_auc(scores, member), "advantage": float(tpr[best] - fpr[best]),
+    return {"auc": binary_auc(scores, member), "advantage": float(tpr[best] - fpr[best]),
             "threshold": float(thresholds[best]),
             "fpr": np.r_[0.0, fpr], "tpr": np.r_[0.0, tpr]}
 
@@ -103,7 +103,7 @@ def membership_info(history: History, sites: Sequence[Site], model: nn.Module | 
         raise ValueError(f"n must be >= 1, got {n}")
     if nonmembers not in ("test", "val"):
         raise ValueError(f"nonmembers must be 'test' or 'val', got {nonmembers!r}")
-    net = _model_for(history, sites, model)
+    net = model_for_run(history.config, sites, model)
     net.load_state_dict(history.final_state)
     net = net.cpu()
     rng = np.random.default_rng(seed)

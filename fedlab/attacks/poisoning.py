@@ -63,15 +63,14 @@ def flip_labels(site: Site, mapping: Mapping[int, int] | None = None,
     if bad:
         raise ValueError(f"mapping must map labels in [0, {n_classes}) to labels in "
                          f"[0, {n_classes}), got {bad}")
-    train = site._split("train")
+    train = site.split("train")
     labels = train.labels.copy()
     chosen = np.random.default_rng(seed).random(len(labels)) < fraction
     lookup = np.arange(n_classes)
     for old, new in mapping.items():
         lookup[old] = new
     labels[chosen] = lookup[labels[chosen]]
-    return Site(site.name, Split(train.images.copy(), labels), site._split("val"),
-                site._split("test"), site.classes)
+    return site.replace(train=Split(train.images.copy(), labels))
 
 
 def poison_update(delta: State, kind: Kind = "sign_flip", scale: float = 1.0,

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from torch import nn
 
-from ..evaluation import _model_for
 from ..history import History
+from ..models import model_for_run
 from ..sites import Site
 from .backdoor import Backdoor
 
@@ -36,7 +36,7 @@ def attack_info(runs: Mapping[str, History], sites: Sequence[Site],
                "auc": hist.final("auc", split=split),
                "excluded": int(sum(r.get("excluded", 0) for r in hist.rounds))}
         if backdoor is not None:
-            net = _model_for(hist, sites, model)
+            net = model_for_run(hist.config, sites, model)
             row["attack_success"] = backdoor.success_rate(net, sites, hist.final_state,
                                                           split=split)
         rows.append(row)

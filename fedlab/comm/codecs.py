@@ -32,123 +32,25 @@ kept per site by :func:`fedlab.run` and saved in its checkpoints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-from safetensors.torch import save
 
-__all__ = ["Codec", "Chain", "Identity", "Cast", "Delta", "CodecContext",
-           "get_codec", "serialized_size", "roundtrip", "CODECS"]
+from .base import (
+    SEP,
+    Chain,
+    Codec,
+    CodecContext,
+    SizeCounter,
+    Tensors,
+    float_dtype,
+    serialized_size,
+)
+from .lossy import Int8, TopK
 
-Tensors = dict[str, torch.Tensor]
-SEP = "::"  # separates a state key from the part of its encoding (values, indices, scale)
-
-
-def serialized_size(tensors: Tensors) -> int:
-    """Bytes of ``tensors`` serialised with safetensors (what goes on the wire)."""
-    if not tensors:
-        return 0
-    return len(save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
-
-
-class SizeCounter:
-    """:func:`serialized_size`, cached: it depends on names, dtypes and shapes only."""
-
-    def __init__(self) -> None:
-        self._sizes: dict[tuple, int] = {}
-
-    def __call__(self, tensors: Tensors) -> int:
-        layout = tuple((k, tuple(v.shape), v.dtype) for k, v in tensors.items())
-        if layout not in self._sizes:
-            self._sizes[layout] = serialized_size(tensors)
-        return self._sizes[layout]
-
-
-@dataclass
-class CodecContext:
-    """What an encoder or decoder may use besides the message itself.
-
-    ``ref``: the state both ends already hold (for :class:`Delta`); ``like``: shape and
-    dtype of every tensor before encoding (known to both ends: they share the model
-    architecture); ``memory``: the encoding side's persistent codec state, read and
-    updated in place; ``generator``: randomness for stochastic rounding.
-    """
-
-    ref: Tensors = field(default_factory=dict)
-    like: dict[str, tuple[torch.Size, torch.dtype]] = field(default_factory=dict)
-    memory: Tensors = field(default_factory=dict)
-    generator: torch.Generator | None = None
-
-
-@dataclass(frozen=True)
-class Codec:
-    """Base of codec stages: ``encode`` and ``decode`` map dicts of tensors."""
-
-    name: ClassVar[str] = "codec"
-
-    def encode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
-        raise NotImplementedError
-
-    def decode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
-        raise NotImplementedError
-
-    @property
-    def stages(self) -> tuple[Codec, ...]:
-        return (self,)
-
-    @property
-    def lossless(self) -> bool:
-        """True when decoding returns exactly what was encoded."""
-        return all(isinstance(s, Identity | Delta) for s in self.stages)
-
-    @property
-    def uses_ref(self) -> bool:
-        """True when the codec needs the state both ends hold (a :class:`Delta` stage)."""
-        return any(isinstance(s, Delta) for s in self.stages)
-
-    def __or__(self, other: Codec) -> Chain:
-        if not isinstance(other, Codec):
-            return NotImplemented
-        return Chain(self.stages + other.stages)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class Chain(Codec):
-    """Stages applied one after the other (build it with ``a | b``)."""
-
-    parts: tuple[Codec, ...] = ()
-    name: ClassVar[str] = "chain"
-
-    @property
-    def stages(self) -> tuple[Codec, ...]:
-        return self.parts
-
-    def encode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
-        for i, stage in enumerate(self.parts):
-            tensors = _with_memory(stage.encode, i, tensors, ctx)
-        return tensors
-
-    def decode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
-        for i in reversed(range(len(self.parts))):
-            tensors = _with_memory(self.parts[i].decode, i, tensors, ctx)
-        return tensors
-
-    def __str__(self) -> str:
-        return "|".join(str(s) for s in self.parts) or "identity"
-
-
-def _with_memory(fn, i: int, tensors: Tensors, ctx: CodecContext) -> Tensors:
-    """Run one stage with its own slice (prefix ``"i/"``) of the shared memory."""
-    prefix = f"{i}/"
-    own = {k[len(prefix):]: v for k, v in ctx.memory.items() if k.startswith(prefix)}
-    sub = CodecContext(ctx.ref, ctx.like, own, ctx.generator)
-    out = fn(tensors, sub)
-    ctx.memory.update({prefix + k: v for k, v in own.items()})
-    return out
+__all__ = ["Codec", "Chain", "Identity", "Cast", "Delta", "CodecContext", "SizeCounter",
+           "get_codec", "serialized_size", "roundtrip", "CODECS", "SEP", "Tensors"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +58,7 @@ class Identity(Codec):
     """Sends the tensors as they are."""
 
     name: ClassVar[str] = "identity"
+    exact: ClassVar[bool] = True
 
     def encode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
         return dict(tensors)
@@ -182,13 +85,8 @@ class Cast(Codec):
         return {k: v.to(dt) if v.is_floating_point() else v for k, v in tensors.items()}
 
     def decode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
-        return {k: v.to(_float_dtype(k, ctx)) if v.is_floating_point() else v
+        return {k: v.to(float_dtype(k, ctx)) if v.is_floating_point() else v
                 for k, v in tensors.items()}
-
-
-def _float_dtype(key: str, ctx: CodecContext) -> torch.dtype:
-    base = key.split(SEP)[0]
-    return ctx.like[base][1] if base in ctx.like else torch.float32
 
 
 @dataclass(frozen=True)
@@ -196,6 +94,8 @@ class Delta(Codec):
     """Sends ``x - ref`` for every floating-point tensor whose key is in ``ctx.ref``."""
 
     name: ClassVar[str] = "delta"
+    exact: ClassVar[bool] = True
+    needs_ref: ClassVar[bool] = True
 
     def encode(self, tensors: Tensors, ctx: CodecContext) -> Tensors:
         return {k: v - ctx.ref[k].to(v) if _delta_key(k, v, ctx) else v
@@ -252,7 +152,6 @@ def get_codec(spec: str | Codec | None) -> Codec:
 
 
 def _one(name: str, spec: str) -> Codec:
-    from .lossy import Int8, TopK
     simple = {"identity": Identity(), "none": Identity(), "fp16": Cast("fp16"),
               "bf16": Cast("bf16"), "int8": Int8(), "int8-sr": Int8(stochastic=True),
               "delta": Delta()}

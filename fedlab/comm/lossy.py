@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .codecs import SEP, Codec, CodecContext, Tensors, _float_dtype
+from .base import SEP, Codec, CodecContext, Tensors, float_dtype
 
 __all__ = ["Int8", "TopK", "DENSE_BELOW"]
 
@@ -57,7 +57,7 @@ class Int8(Codec):
             if k.endswith(SEP + "q"):
                 base = k[:-len(SEP + "q")]
                 out[base] = (v.float() * tensors[base + SEP + "scale"]).to(
-                    _float_dtype(base, ctx))
+                    float_dtype(base, ctx))
             else:
                 out[k] = v
         return out

@@ -121,6 +121,37 @@ class Wire:
         # good; the site keeps the residual it had before this round
         return self.up.decode(wire, ctx)
 
+    def send_peer(self, history, rnd: int, site: int, peer: int, names: Sequence[str],
+                  state: State, direction: str) -> State:
+        """A site-to-site message, logged at ``site`` (``direction="up"``: it sends to
+        ``peer``; ``"down"``: it receives from ``peer``); returns what the receiver
+        decodes. The uplink codec encodes what a site sends, the downlink codec what it
+        receives; the sender keeps the codec's memory per link."""
+        codec = self.up if direction == "up" else self.down
+        if isinstance(codec, Identity):
+            history.log_message(rnd, names[site], direction, self._size(state),
+                                peer=names[peer])
+            return state
+        sender, receiver = (site, peer) if direction == "up" else (peer, site)
+        prefix = f"peer/{receiver}/{direction}/"
+        memory = _split(self.states[sender], prefix)
+        ctx = self._ctx(state, {}, memory, rnd, sender * 100_003 + receiver, 4)
+        wire = codec.encode(state, ctx)
+        history.log_message(rnd, names[site], direction, self._size(wire), self._size(state),
+                            peer=names[peer])
+        if is_finite(memory):
+            self._store(sender, prefix, memory)
+        return codec.decode(wire, ctx)
+
+    def check_peers(self) -> None:
+        """Site-to-site messages have no common reference: refuse codecs that need one."""
+        for side, codec in (("uplink", self.up), ("downlink", self.down)):
+            if codec.uses_ref:
+                raise ValueError(f"{side}={codec} needs a reference that both ends hold "
+                                 "(a delta); between sites there is none: use it with "
+                                 "topology='star', or a codec of the whole model such as "
+                                 "'fp16' or 'int8'")
+
     def _ctx(self, message: State, ref: State, memory: State, rnd: int, i: int,
              stream: int) -> CodecContext:
         gen = torch.Generator().manual_seed(derive_seed(self.seed, rnd, i, stream))

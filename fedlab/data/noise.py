@@ -63,7 +63,6 @@ def noisy_labels(site, fraction: float, seed: int = 0,
     name : str, optional
         Name of the new site (default: the same name, so it can replace the original).
     """
-    from ..sites import Site
 
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
@@ -73,20 +72,19 @@ def noisy_labels(site, fraction: float, seed: int = 0,
     rng = np.random.default_rng(seed)
     parts = {}
     for s in SPLITS:
-        part = site._split(s)
+        part = site.split(s)
         labels = (_corrupt(part.labels, len(site.classes), fraction, kind, rng)
                   if s in splits else part.labels)
         parts[s] = Split(part.images.copy(), labels)
-    return Site(name or site.name, parts["train"], parts["val"], parts["test"], site.classes)
+    return site.replace(name, **parts)
 
 
 def rescan(site, scanner: Scanner, name: str | None = None):
     """A copy of ``site`` whose images (all splits) went through ``scanner`` (an
     acquisition shift of this site only)."""
-    from ..sites import Site
 
     if not isinstance(scanner, Scanner):
         raise TypeError(f"scanner must be a fedlab.data.Scanner, got {type(scanner).__name__}")
-    parts = {s: Split(scanner.apply(site._split(s).images, k), site._split(s).labels.copy())
+    parts = {s: Split(scanner.apply(site.split(s).images, k), site.split(s).labels.copy())
              for k, s in enumerate(SPLITS)}
-    return Site(name or site.name, parts["train"], parts["val"], parts["test"], site.classes)
+    return site.replace(name, **parts)

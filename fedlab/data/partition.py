@@ -118,7 +118,7 @@ def _split_one(part: Split, shares: np.ndarray, n_sites: int,
     return [part.subset(np.sort(order[owner == s])) for s in range(n_sites)]
 
 
-def _check_sites(data: ImageDataset, n_sites: int, names: list[str] | None) -> list[str]:
+def check_sites(data: ImageDataset, n_sites: int, names: list[str] | None) -> list[str]:
     if not isinstance(n_sites, (int, np.integer)) or isinstance(n_sites, bool) or n_sites < 1:
         raise ValueError(f"n_sites must be an integer >= 1, got {n_sites!r}")
     if n_sites > len(data.train):
@@ -180,7 +180,7 @@ def split(data: ImageDataset, n_sites: int, scheme: Scheme | None = None, seed: 
         raise ValueError("data holds segmentation masks: split it with "
                          "fedlab.data.split_segmentation")
     scheme = IID() if scheme is None else scheme
-    names = _check_sites(data, n_sites, names)
+    names = check_sites(data, n_sites, names)
     rng = np.random.default_rng(seed)
     labels = data.train.labels
     class_sizes = np.bincount(labels, minlength=data.n_classes)

@@ -23,9 +23,9 @@ import numpy as np
 
 from ..sites import Federation, Site
 from .base import ImageDataset, Split
-from .partition import _check_sites
+from .partition import check_sites
 from .shift import AcquisitionShift
-from .synthetic import _check_int, _disc, _interp_matrix
+from .synthetic import check_int, disc_mask, interp_matrix
 
 __all__ = ["make_segmentation", "split_segmentation", "SEGMENTATION_CLASSES"]
 
@@ -58,14 +58,14 @@ def _spot(geometry, rng: np.random.Generator, reach: float, radius: tuple[float,
     frac = rng.uniform(0.0, reach, n)
     u, v = frac * ay * np.sin(angle), frac * ax * np.cos(angle)
     sy, sx = cy + u * np.cos(theta) - v * np.sin(theta), cx + u * np.sin(theta) + v * np.cos(theta)
-    return _disc(yy, xx, sy, sx, rng.uniform(*radius, n) * size)
+    return disc_mask(yy, xx, sy, sx, rng.uniform(*radius, n) * size)
 
 
 def _images_and_masks(n: int, size: int, noise: float, rng: np.random.Generator):
     organ, geometry = _organ(size, n, rng)
     u = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)[:, None, None]  # noqa: E731
     grid = rng.uniform(-1, 1, (n, 5, 5)).astype(np.float32)
-    interp = _interp_matrix(size, 5)
+    interp = interp_matrix(size, 5)
     img = 0.06 + organ * (u(0.35, 0.50) + 0.08 * (interp @ grid @ interp.T))
     mask = (organ > 0.5).astype(np.int64)
     n_lesions = rng.choice(len(_LESIONS), size=n, p=_LESIONS)
@@ -106,12 +106,12 @@ def make_segmentation(n_train: int = 300, n_val: int = 50, n_test: int = 100,
         ``float32`` images ``(N, 1, S, S)`` in ``[0, 1]`` and ``int64`` masks ``(N, S, S)``
         with classes ``("background", "organ", "lesion")``.
     """
-    sizes = [_check_int(k, v, 1) for k, v in
+    sizes = [check_int(k, v, 1) for k, v in
              (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))]
-    image_size = _check_int("image_size", image_size, 16)
+    image_size = check_int("image_size", image_size, 16)
     if image_size % 4:
         raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     if not isinstance(noise, numbers.Real) or not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
@@ -164,7 +164,7 @@ def split_segmentation(data: ImageDataset, n_sites: int, seed: int = 0,
     if data.train.labels.ndim != 3:
         raise ValueError("data must hold masks (labels of shape (N, H, W)); for "
                          "classification datasets use fedlab.data.split")
-    names = _check_sites(data, n_sites, names)
+    names = check_sites(data, n_sites, names)
     w = np.ones(n_sites) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (n_sites,) or not np.all(np.isfinite(w)) or not np.all(w > 0):
         raise ValueError(f"weights must be {n_sites} finite numbers > 0, got {weights!r}")

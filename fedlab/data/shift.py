@@ -175,7 +175,7 @@ def apply_shift(federation, shift: AcquisitionShift, seed: int = 0):
     scanners = shift.scanners(len(federation), np.random.default_rng(seed))
     sites = []
     for site, scanner in zip(federation, scanners, strict=True):
-        parts = [site._split(s) for s in SPLITS]  # data preparation, at the site
+        parts = [site.split(s) for s in SPLITS]  # data preparation, at the site
         sites.append(Site(site.name, *(Split(scanner.apply(p.images, k), p.labels)
                                        for k, p in enumerate(parts)), classes=site.classes))
     out = Federation(sites, dataset=federation.dataset,

@@ -26,7 +26,7 @@ _MAX_CLASSES = 12
 _TINTS = np.array([1.0, 0.72, 0.85], dtype=np.float32)  # H&E-like pink for RGB
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not ok or value < low or (high is not None and value > high):
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
@@ -34,7 +34,7 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> i
     return int(value)
 
 
-def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
+def interp_matrix(n_out: int, n_in: int) -> np.ndarray:
     """Linear interpolation weights ``(n_out, n_in)`` that resample a coarse grid."""
     pos = np.linspace(0, n_in - 1, n_out)
     lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
@@ -45,7 +45,7 @@ def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
     return m
 
 
-def _disc(yy: np.ndarray, xx: np.ndarray, cy: np.ndarray, cx: np.ndarray,
+def disc_mask(yy: np.ndarray, xx: np.ndarray, cy: np.ndarray, cx: np.ndarray,
           radius: np.ndarray) -> np.ndarray:
     """Soft-edged discs ``(N, H, W)`` in ``[0, 1]``; centres and radii of shape (N,)."""
     dist = np.sqrt((yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2)
@@ -69,18 +69,18 @@ def _images(labels: np.ndarray, n_classes: int, size: int, n_channels: int, nois
     organ = 1.0 / (1.0 + np.exp(-12.0 * (1.0 - r)))
     # smooth texture: a coarse random grid, linearly upsampled
     grid = rng.uniform(-1, 1, (n, 5, 5)).astype(np.float32)
-    interp = _interp_matrix(size, 5)
+    interp = interp_matrix(size, 5)
     texture = interp @ grid @ interp.T
     img = 0.06 + organ * (u(0.40, 0.58)[:, None, None] + 0.08 * texture)
     # lesion: class k sits in angular sector k (jittered inside the sector)
     angle = 2 * math.pi * (labels + rng.uniform(0.2, 0.8, n)) / n_classes
     frac = u(0.40, 0.65)
     ly, lx = cy + frac * ay * np.sin(angle), cx + frac * ax * np.cos(angle)
-    img += u(0.25, 0.40)[:, None, None] * _disc(yy, xx, ly, lx, u(0.06, 0.10) * size)
+    img += u(0.25, 0.40)[:, None, None] * disc_mask(yy, xx, ly, lx, u(0.06, 0.10) * size)
     # cyst: a dark spot anywhere in the organ, independent of the class
     angle2, frac2 = rng.uniform(0, 2 * math.pi, n), u(0.0, 0.6)
     ky, kx = cy + frac2 * ay * np.sin(angle2), cx + frac2 * ax * np.cos(angle2)
-    img -= u(0.15, 0.30)[:, None, None] * organ * _disc(yy, xx, ky, kx, u(0.05, 0.09) * size)
+    img -= u(0.15, 0.30)[:, None, None] * organ * disc_mask(yy, xx, ky, kx, u(0.05, 0.09) * size)
     # acquisition: global gain, channels, noise
     img = img * u(0.8, 1.2)[:, None, None]
     img = img[:, None] * (_TINTS[:n_channels, None, None] if n_channels == 3 else 1.0)
@@ -132,11 +132,11 @@ def make_synthetic(
         ``float32`` images ``(N, n_channels, image_size, image_size)`` in ``[0, 1]``
         and ``int64`` labels, licence ``"CC0 (generated)"``.
     """
-    sizes = [_check_int(k, v, 1) for k, v in
+    sizes = [check_int(k, v, 1) for k, v in
              (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))]
-    n_classes = _check_int("n_classes", n_classes, 2, _MAX_CLASSES)
-    image_size = _check_int("image_size", image_size, 8)
-    seed = _check_int("seed", seed, 0)
+    n_classes = check_int("n_classes", n_classes, 2, _MAX_CLASSES)
+    image_size = check_int("image_size", image_size, 8)
+    seed = check_int("seed", seed, 0)
     if n_channels not in (1, 3) or isinstance(n_channels, bool):
         raise ValueError(f"n_channels must be 1 or 3, got {n_channels!r}")
     if not isinstance(noise, numbers.Real) or not math.isfinite(noise) or noise < 0:

@@ -23,6 +23,7 @@ from .agreement import (
     top_overlap,
 )
 from .contribution import CachedUtility, contributions, fl_utility, leave_one_out, shapley
+from .models import build_model, history_models, runs_models
 from .report import (
     confusion_matrices,
     fairness,
@@ -33,13 +34,10 @@ from .report import (
 )
 from .saliency import (
     METHODS,
-    build_model,
     find_target_layer,
     grad_cam,
-    history_models,
     integrated_gradients,
     occlusion,
-    runs_models,
     saliency,
 )
 from .sanity import corner_artefact, randomization_check, randomized_model

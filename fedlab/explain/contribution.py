@@ -181,6 +181,6 @@ def fl_utility(sites: Sequence[Site], test: Site | Sequence[Site] | None = None,
 
 
 def _net(history, sites, model):
-    from .saliency import build_model
+    from .models import build_model
 
     return build_model(history.final_state, model, sites)

@@ -27,7 +27,7 @@ from ..metrics import (
 )
 from ..sites import Site
 from ..training import predict
-from .saliency import architecture, build_model
+from .models import architecture, build_model
 
 __all__ = ["site_predictions", "site_report", "fairness", "fairness_table",
            "confusion_matrices", "reliability_info"]

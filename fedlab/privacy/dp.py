@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 import torch
+from torch import nn
 
 from ..strategies.base import ClientContext, State, Update
 from ..strategies.fedavg import FedAvg
@@ -116,6 +117,7 @@ class DP(Wrapper):
     """
 
     name: ClassVar[str] = "dp"
+    peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     noise_multiplier: float = 1.0
     clip: float = 1.0
     mode: Literal["central", "local"] = "central"
@@ -140,8 +142,8 @@ class DP(Wrapper):
         if not 0 < self.delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {self.delta}")
 
-    def for_sites(self, n_examples: list[int]) -> DP:
-        return replace(self, base=self.base.for_sites(n_examples), n_sites=len(n_examples))
+    def bind(self, model: nn.Module, n_examples: list[int]) -> DP:
+        return replace(self, base=self.base.bind(model, n_examples), n_sites=len(n_examples))
 
     @property
     def accounting_sigma(self) -> float:

@@ -94,6 +94,7 @@ class DPSGD(FedAvg):
     """
 
     name: ClassVar[str] = "dpsgd"
+    peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     noise_multiplier: float = 1.0
     max_grad_norm: float = 1.0
     delta: float = 1e-5

@@ -81,6 +81,7 @@ class SecAgg(Wrapper):
     """
 
     name: ClassVar[str] = "secagg"
+    peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     sites: tuple[str, ...] = ()
     threshold: int | None = None
     dropped: tuple[str, ...] = ()

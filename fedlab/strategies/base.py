@@ -72,28 +72,26 @@ class Strategy:
     baselines that exchange nothing), ``pooled`` (True to train on the pooled data),
     ``payload`` (what a site's update carries: ``"weights"``, its new model state, or
     ``"changes"``, the new state minus the one it started from; robust aggregation and
-    poisoning attacks read it).
+    poisoning attacks read it), ``peer_to_peer`` (True when the server half is a plain
+    example-weighted mean without server state, which a site can run: such strategies
+    also run on the decentralised topologies).
     """
 
     name: ClassVar[str] = "strategy"
     communicates: ClassVar[bool] = True
     pooled: ClassVar[bool] = False
     payload: ClassVar[str] = "weights"
+    peer_to_peer: ClassVar[bool] = False
 
-    def setup(self, model: nn.Module) -> Strategy:
-        """The strategy to use with ``model``; ``run`` calls it once, with the built model.
+    def bind(self, model: nn.Module, n_examples: list[int]) -> Strategy:
+        """The strategy to use for this run; ``run`` calls it once, with the built model
+        and the sites' training-example counts.
 
         Strategies that must know the model's structure (which state keys are trainable
-        parameters, which belong to normalisation layers) resolve it here and return a
+        parameters, which belong to normalisation layers) or the whole federation (SCAFFOLD's
+        share of examples when only some sites take part) resolve it here and return a
         copy made with :func:`dataclasses.replace`. The default returns ``self``.
         """
-        return self
-
-    def for_sites(self, n_examples: list[int]) -> Strategy:
-        """The strategy for a federation whose sites hold ``n_examples`` training
-        examples; ``run`` calls it once, after :meth:`setup`. A strategy whose server
-        step must know the whole federation when only some sites take part in a round
-        (SCAFFOLD) records it here; the default returns ``self``."""
         return self
 
     # -- server half -------------------------------------------------------------

@@ -15,7 +15,8 @@ from .fedavg import FedAvg
 
 __all__ = ["Centralized", "LocalOnly"]
 
-_PREFIX = "model."
+#: the key prefix under which a site keeps its own model in its state
+OWN_PREFIX = "model."
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Centralized(FedAvg):
     """
 
     name: ClassVar[str] = "centralized"
+    peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     communicates: ClassVar[bool] = False
     pooled: ClassVar[bool] = True
 
@@ -43,11 +45,11 @@ class LocalOnly(Strategy):
     communicates: ClassVar[bool] = False
 
     def local_start(self, received: State, site_state: State) -> State:
-        return _own(site_state) or received
+        return own_model(site_state) or received
 
     def client_update(self, ctx: ClientContext) -> Update:
         metrics = ctx.train()
-        ctx.site_state.update({_PREFIX + k: v for k, v in ctx.model_state().items()})
+        ctx.site_state.update({OWN_PREFIX + k: v for k, v in ctx.model_state().items()})
         return ctx.update({}, metrics)
 
     def aggregate(self, global_state: State, updates: list[Update],
@@ -55,8 +57,9 @@ class LocalOnly(Strategy):
         return global_state, server_state
 
     def eval_state(self, global_state: State, site_state: State) -> State:
-        return _own(site_state) or global_state
+        return own_model(site_state) or global_state
 
 
-def _own(site_state: State) -> State:
-    return {k[len(_PREFIX):]: v for k, v in site_state.items() if k.startswith(_PREFIX)}
+def own_model(site_state: State) -> State:
+    """The model a site keeps in its own state (empty if none)."""
+    return {k[len(OWN_PREFIX):]: v for k, v in site_state.items() if k.startswith(OWN_PREFIX)}

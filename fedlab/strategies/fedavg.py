@@ -22,6 +22,7 @@ class FedAvg(Strategy):
     """Federated averaging weighted by example counts (no hyper-parameters)."""
 
     name: ClassVar[str] = "fedavg"
+    peer_to_peer: ClassVar[bool] = True
 
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:

@@ -12,7 +12,7 @@ Which keys are local? A state dict alone cannot tell: in ``"cnn-bn"`` the BatchN
 layers are ``features.1`` and ``features.5`` (``nn.Sequential`` indices), so name
 patterns such as "bn" or "norm" miss them. The rule is by module type:
 :func:`norm_keys` walks the model and returns the state keys of every BatchNorm,
-InstanceNorm, GroupNorm and LayerNorm module; :meth:`FedBN.setup` (called by ``run``
+InstanceNorm, GroupNorm and LayerNorm module; :meth:`FedBN.bind` (called by ``run``
 with the model) uses it unless ``local_keys`` names the keys explicitly.
 """
 
@@ -51,7 +51,7 @@ class FedBN(FedAvg):
     ----------
     local_keys : tuple of str
         State keys that never leave a site. Empty (default): :func:`norm_keys` of the
-        model, found by :meth:`setup`. A model without normalisation layers is an error
+        model, found by :meth:`bind`. A model without normalisation layers is an error
         (FedBN would silently be FedAvg): use ``model="cnn-bn"`` or name the keys.
 
     Notes
@@ -62,9 +62,10 @@ class FedBN(FedAvg):
     """
 
     name: ClassVar[str] = "fedbn"
+    peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     local_keys: tuple[str, ...] = ()
 
-    def setup(self, model: nn.Module) -> FedBN:
+    def bind(self, model: nn.Module, n_examples: list[int]) -> FedBN:
         keys = tuple(self.local_keys) or norm_keys(model)
         if not keys:
             raise ValueError(f"FedBN keeps normalisation layers local, but the model "

@@ -40,11 +40,12 @@ class FedOpt(FedAvg):
         Server learning rate; 1 gives FedAvg.
     param_keys : tuple of str, keyword only
         The keys that take the server step. Empty (default): the model's trainable
-        parameters, found by :meth:`setup` (``run`` calls it); without setup, every
+        parameters, found by :meth:`bind` (``run`` calls it); without it, every
         floating-point tensor.
     """
 
     name: ClassVar[str] = "fedopt"
+    peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     server_lr: float = 1.0
     param_keys: tuple[str, ...] = field(default=(), kw_only=True, repr=False)
 
@@ -52,7 +53,7 @@ class FedOpt(FedAvg):
         if not self.server_lr > 0:
             raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
 
-    def setup(self, model: nn.Module) -> FedOpt:
+    def bind(self, model: nn.Module, n_examples: list[int]) -> FedOpt:
         return self if self.param_keys else replace(self, param_keys=trainable_keys(model))
 
     def params(self, state: State) -> list[str]:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .base import ClientContext, State, Update
-from .baselines import _PREFIX, _own
+from .baselines import OWN_PREFIX, own_model
 from .fedavg import FedAvg
 from .fedprox import anchor, proximal_term
 
@@ -33,7 +33,7 @@ __all__ = ["FineTuned", "Ditto"]
 
 
 def _keep(site_state: State, model_state: State) -> None:
-    site_state.update({_PREFIX + k: v for k, v in model_state.items()})
+    site_state.update({OWN_PREFIX + k: v for k, v in model_state.items()})
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class FineTuned(FedAvg):
         return update
 
     def eval_state(self, global_state: State, site_state: State) -> State:
-        return _own(site_state) or global_state
+        return own_model(site_state) or global_state
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,11 @@ class Ditto(FedAvg):
         def prox(model: nn.Module) -> torch.Tensor:
             return 0.5 * self.lam * proximal_term(model, reference)
 
-        ctx.model.load_state_dict(_own(ctx.site_state) or ctx.received)
+        ctx.model.load_state_dict(own_model(ctx.site_state) or ctx.received)
         metrics = ctx.train(extra_loss=prox)
         _keep(ctx.site_state, ctx.model_state())
         update.metrics["personal_train_loss"] = metrics["train_loss"]
         return update
 
     def eval_state(self, global_state: State, site_state: State) -> State:
-        return _own(site_state) or global_state
+        return own_model(site_state) or global_state

@@ -15,7 +15,7 @@ Means are weighted by example counts, as in FedAvg (the paper averages uniformly
 With partial participation (``clients_per_round``) the paper scales the server's
 ``c`` update by ``|S| / N``, the fraction of sites taking part; weighted by examples
 that is ``c += sum_{i in S} (n_i / n_all) dc_i``, where ``n_all`` counts every site's
-examples (:meth:`Scaffold.for_sites`). ``c`` travels down with the model and ``dc`` up
+examples (:meth:`Scaffold.bind`). ``c`` travels down with the model and ``dc`` up
 with ``dy``: twice FedAvg's traffic, which the ledger shows. Only trainable parameters
 have control variates; buffers (BatchNorm statistics) are averaged as in FedAvg.
 
@@ -51,10 +51,10 @@ class Scaffold(Strategy):
         Global step size on the average model change (paper: 1).
     param_keys : tuple of str, keyword only
         Keys that get control variates. Empty (default): the model's trainable
-        parameters, found by :meth:`setup` (``run`` calls it); without setup, every
+        parameters, found by :meth:`bind` (``run`` calls it); without it, every
         floating-point tensor.
     total_examples : int, keyword only
-        Training examples of all sites together, set by :meth:`for_sites` (``run`` calls
+        Training examples of all sites together, set by :meth:`bind` (``run`` calls
         it); 0 means every site takes part in every round.
     """
 
@@ -68,11 +68,9 @@ class Scaffold(Strategy):
         if not self.server_lr > 0:
             raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
 
-    def setup(self, model: nn.Module) -> Scaffold:
-        return self if self.param_keys else replace(self, param_keys=trainable_keys(model))
-
-    def for_sites(self, n_examples: list[int]) -> Scaffold:
-        return replace(self, total_examples=int(sum(n_examples)))
+    def bind(self, model: nn.Module, n_examples: list[int]) -> Scaffold:
+        keys = self.param_keys or trainable_keys(model)
+        return replace(self, param_keys=keys, total_examples=int(sum(n_examples)))
 
     def _zeros(self, state: State) -> State:
         keys = self.param_keys or [k for k, v in state.items() if v.is_floating_point()]

@@ -59,11 +59,12 @@ class Wrapper(Strategy):
     def payload(self) -> str:  # type: ignore[override]
         return self.base.payload
 
-    def setup(self, model: nn.Module) -> Wrapper:
-        return replace(self, base=self.base.setup(model))
+    @property
+    def peer_to_peer(self) -> bool:  # type: ignore[override]
+        return self.base.peer_to_peer
 
-    def for_sites(self, n_examples: list[int]) -> Wrapper:
-        return replace(self, base=self.base.for_sites(n_examples))
+    def bind(self, model: nn.Module, n_examples: list[int]) -> Wrapper:
+        return replace(self, base=self.base.bind(model, n_examples))
 
     # -- server half -------------------------------------------------------------
     def init_server_state(self, global_state: State) -> State:

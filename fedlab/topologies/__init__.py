@@ -13,14 +13,17 @@ communication cost of every topology compares with the star's.
 
 from __future__ import annotations
 
+from ..engine.context import RoundContext
 from . import graphs
-from .base import RoundContext, Star, Topology, average, consensus_distance, mix, site_distances
+from .base import Decentralised, Topology, average, consensus_distance, mix, site_distances
 from .cyclic import Cyclic
 from .gossip import Gossip
+from .star import Star
 from .swarm import Swarm
 
-__all__ = ["TOPOLOGIES", "Cyclic", "Gossip", "RoundContext", "Star", "Swarm", "Topology",
-           "average", "consensus_distance", "get", "graphs", "mix", "plots", "site_distances"]
+__all__ = ["TOPOLOGIES", "Cyclic", "Decentralised", "Gossip", "RoundContext", "Star", "Swarm",
+           "Topology", "average", "consensus_distance", "get", "graphs", "mix", "plots",
+           "site_distances"]
 
 #: names accepted by :func:`get` (and ``fedlab run --topology``)
 TOPOLOGIES: dict[str, Topology] = {

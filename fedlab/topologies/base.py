@@ -1,82 +1,94 @@
-"""What every topology shares: the interface, the star, and two pure functions.
+"""What every topology shares: the interface, and pure functions on the sites' models.
 
-A topology decides who talks to whom in a round. The star (a server) is the round loop
-of :func:`fedlab.run` itself. The decentralised topologies (cyclic, gossip, swarm) keep
-one model per site, the state that site *shares*; each round they call
-:meth:`RoundContext.train` to run the strategy's client half at a site and
-:meth:`RoundContext.send` to move a model between two sites (one ledger row each), and
-return the state every site shares afterwards.
+A topology decides who talks to whom in a round. The one run loop of :func:`fedlab.run`
+builds a :class:`~fedlab.engine.RoundContext` per round and calls
+``topology.round(ctx)``; the topology trains sites (``ctx.train``), moves messages
+(``ctx.send``, ``ctx.receive``: through the codecs, into the ledger) and leaves its
+result on the context: ``ctx.global_state`` for the star's server, ``ctx.shared`` (the
+model each site holds) for the decentralised topologies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..strategies.aggregate import weighted_average
-from ..strategies.base import State, Update
+from ..strategies.base import State, Strategy
 
-__all__ = ["Topology", "Star", "RoundContext", "mix", "consensus_distance", "site_distances",
+if TYPE_CHECKING:
+    from ..engine.context import RoundContext
+    from ..sites import Site
+
+__all__ = ["Topology", "Decentralised", "mix", "consensus_distance", "site_distances",
            "average"]
-
-
-@dataclass
-class RoundContext:
-    """What a topology can use during one round.
-
-    ``train(i, start, visit)`` runs the strategy's client half at site ``i`` from the
-    model ``start`` (``visit`` numbers repeated visits within a round, which get their
-    own batch order) and returns the site's :class:`~fedlab.strategies.Update`.
-    ``send(src, dst, state)`` records that site ``src`` sent ``state`` to ``dst`` (a row
-    ``site=src, direction="up", peer=dst``); ``receive(dst, src, state)`` records the
-    same message from the receiver's side (``site=dst, direction="down", peer=src``),
-    as the star does for the server's broadcast. ``merge(updates, current)`` combines
-    updates with the strategy's server half (``aggregate``); ``memory`` persists across
-    rounds; ``report`` adds numbers to this round's row of ``History.rounds``.
-    """
-
-    round: int
-    names: list[str]
-    n_examples: list[int]
-    seed: int
-    train: Callable[..., Update]
-    send: Callable[[int, int, State], None]
-    receive: Callable[[int, int, State], None]
-    merge: Callable[[list[Update], State], State]
-    memory: dict[str, Any] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_sites(self) -> int:
-        return len(self.names)
 
 
 @dataclass(frozen=True)
 class Topology:
-    """Base class of topologies; subclasses set ``name`` and override :meth:`round`."""
+    """Base class of topologies; subclasses set ``name`` and implement :meth:`round`.
+
+    ``decentralised``: no server; every site holds a model of its own (``ctx.shared``),
+    which is also scored on the pooled test set of all sites.
+    """
 
     name: ClassVar[str] = "topology"
+    decentralised: ClassVar[bool] = False
 
     def check(self, n_sites: int) -> None:
         """Raise a ValueError if this topology cannot connect ``n_sites`` sites."""
 
-    def round(self, ctx: RoundContext, shared: list[State]) -> list[State]:
-        """One round: train and communicate; return the state each site shares after it."""
+    def check_strategy(self, strategy: Strategy) -> None:
+        """Raise a ValueError if ``strategy`` cannot run on this topology."""
+
+    def start(self, ctx: RoundContext, initial: State) -> None:
+        """Set up the round state from the common initial model (before round 1)."""
+        raise NotImplementedError
+
+    def round(self, ctx: RoundContext) -> None:
+        """One round: train and communicate, leaving the new state on ``ctx``."""
+        raise NotImplementedError
+
+    def eval_states(self, ctx: RoundContext, sites: Sequence[Site]) -> list[State]:
+        """The state each of ``sites`` is scored with."""
+        raise NotImplementedError
+
+    def final_state(self, ctx: RoundContext) -> State:
+        """The run's model after the last round (``History.final_state``)."""
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Star(Topology):
-    """A central server (the default): every round it sends the global model to the
-    sites and aggregates what they send back. This is :func:`fedlab.run`'s own loop;
-    every message is logged with ``peer="server"``."""
+class Decentralised(Topology):
+    """Base of the topologies without a server: each site holds the model it shares,
+    merged by a weighted mean (FedAvg's server half, run by a site)."""
 
-    name: ClassVar[str] = "star"
+    decentralised: ClassVar[bool] = True
+
+    def check_strategy(self, strategy: Strategy) -> None:
+        if not strategy.peer_to_peer:
+            raise ValueError(f"strategy {strategy.name!r} cannot run without a server; with "
+                             f"topology {self.name!r} use fedavg, fedprox, finetune or ditto "
+                             "(or one of them with Byzantine sites)")
+
+    def start(self, ctx: RoundContext, initial: State) -> None:
+        ctx.shared = [initial] * ctx.n_sites
+
+    def eval_states(self, ctx: RoundContext, sites: Sequence[Site]) -> list[State]:
+        return [ctx.strategy.eval_state(sh, st)
+                for sh, st in zip(ctx.shared, ctx.site_states, strict=True)]
+
+    def final_state(self, ctx: RoundContext) -> State:
+        return average(ctx.shared)
+
+    def report(self, ctx: RoundContext) -> None:
+        """Add the consensus distance of the sites' models to the round's row."""
+        ctx.report["consensus_distance"] = consensus_distance(ctx.shared)
 
 
 def _floats(state: State) -> list[str]:

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..training import derive_seed
-from .base import RoundContext, State, Topology
+from .base import Decentralised
 
 __all__ = ["Cyclic", "ORDERS"]
 
@@ -27,7 +27,7 @@ ORDERS = ("fixed", "shuffled")
 
 
 @dataclass(frozen=True)
-class Cyclic(Topology):
+class Cyclic(Decentralised):
     """Cyclic weight transfer.
 
     Parameters
@@ -57,15 +57,21 @@ class Cyclic(Topology):
         rng = np.random.default_rng(derive_seed(seed, rnd, cycle, 17))
         return [int(i) for i in rng.permutation(n_sites)]
 
-    def round(self, ctx: RoundContext, shared: list[State]) -> list[State]:
+    def round(self, ctx) -> None:
         holder = ctx.memory.get("holder")
-        model = shared[0] if holder is None else shared[holder]
+        model = ctx.shared[0] if holder is None else ctx.shared[holder]
+        chosen = set(ctx.participants())  # sampled sites only (clients_per_round)
         for cycle in range(self.cycles):
             for site in self.visit_order(ctx.n_sites, ctx.seed, ctx.round, cycle):
+                if site not in chosen:
+                    continue
                 if holder is not None and holder != site:
-                    ctx.send(holder, site, model)
-                model = ctx.train(site, model, cycle).payload
+                    model = ctx.send(holder, site, model)
+                update = ctx.train([site], [model], cycle)[0]
+                if ctx.exclude_nonfinite([update]):  # else the model goes on unchanged
+                    model = update.payload
                 holder = site
         ctx.memory["holder"] = holder
         ctx.report["holder"] = ctx.names[holder]
-        return [model] * ctx.n_sites
+        ctx.shared = [model] * ctx.n_sites
+        self.report(ctx)

@@ -19,14 +19,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import RoundContext, State, Topology, mix
+from ..strategies.aggregate import weighted_average
+from .base import Decentralised
 from .graphs import GRAPHS, adjacency, edges, mixing_matrix
 
 __all__ = ["Gossip"]
 
 
 @dataclass(frozen=True)
-class Gossip(Topology):
+class Gossip(Decentralised):
     """Neighbour averaging on a graph.
 
     Parameters
@@ -73,15 +74,30 @@ class Gossip(Topology):
     def check(self, n_sites: int) -> None:
         self.adjacency(n_sites)
 
-    def round(self, ctx: RoundContext, shared: list[State]) -> list[State]:
+    def round(self, ctx) -> None:
         a = ctx.memory.get("adjacency")
         if a is None:
             a = ctx.memory["adjacency"] = self.adjacency(ctx.n_sites)
-            ctx.memory["weights"] = mixing_matrix(a, self.mixing)
-        states = [ctx.train(i, shared[i]).payload for i in range(ctx.n_sites)]
+        n, chosen = ctx.n_sites, ctx.participants()
+        if len(chosen) < n:  # sampled: only the sites taking part train and mix, on the
+            a = a.copy()     # graph between them; the others keep their model
+            out = np.setdiff1d(np.arange(n), chosen)
+            a[out, :], a[:, out] = 0, 0
+        w = mixing_matrix(a, self.mixing)
+        updates = ctx.train(chosen, [ctx.shared[i] for i in chosen])
+        good = {u.site for u in ctx.exclude_nonfinite(updates)}
+        states = list(ctx.shared)
+        for i, u in zip(chosen, updates, strict=True):
+            if u.site in good:
+                states[i] = u.payload
         for _ in range(self.steps):
+            got: dict[tuple[int, int], object] = {}  # (receiver, sender) -> decoded model
             for i, j in edges(a):
-                ctx.send(i, j, states[i])
-                ctx.send(j, i, states[j])
-            states = mix(states, ctx.memory["weights"])
-        return states
+                got[j, i] = ctx.send(i, j, states[i])
+                got[i, j] = ctx.send(j, i, states[j])
+            # site i mixes its own model with what it decoded from each neighbour
+            states = [weighted_average([states[i] if j == i else got.get((i, j), states[j])
+                                        for j in range(n)], w[i].tolist())
+                      for i in range(n)]
+        ctx.shared = states
+        self.report(ctx)

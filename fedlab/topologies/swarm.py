@@ -18,8 +18,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..strategies.base import Update
 from ..training import derive_seed
-from .base import RoundContext, State, Topology
+from .base import Decentralised
 
 __all__ = ["Swarm", "LEADERS"]
 
@@ -27,7 +28,7 @@ LEADERS = ("rotate", "random")
 
 
 @dataclass(frozen=True)
-class Swarm(Topology):
+class Swarm(Decentralised):
     """Swarm learning with a leader per round.
 
     Parameters
@@ -49,14 +50,22 @@ class Swarm(Topology):
             return (rnd - 1) % n_sites
         return int(np.random.default_rng(derive_seed(seed, rnd, 23)).integers(n_sites))
 
-    def round(self, ctx: RoundContext, shared: list[State]) -> list[State]:
-        lead = self.choose_leader(ctx.n_sites, ctx.seed, ctx.round)
-        updates = [ctx.train(i, shared[i]) for i in range(ctx.n_sites)]
-        peers = [i for i in range(ctx.n_sites) if i != lead]
+    def round(self, ctx) -> None:
+        n, chosen = ctx.n_sites, ctx.participants()  # all sites, or the sampled ones
+        lead = chosen[self.choose_leader(len(chosen), ctx.seed, ctx.round)]
+        trained = dict(zip(chosen, ctx.train(chosen, [ctx.shared[i] for i in chosen]),
+                           strict=True))
+        peers = [i for i in chosen if i != lead]
+        arrived = dict(trained)  # what the leader holds: its own update, its peers' decoded
         for i in peers:
-            ctx.send(i, lead, updates[i].payload)
-        merged = ctx.merge(updates, shared[lead])
+            u = trained[i]
+            arrived[i] = Update(u.site, ctx.send(i, lead, u.payload), u.n_examples, u.metrics)
+        merged = ctx.merge(ctx.exclude_nonfinite([arrived[i] for i in chosen]),
+                           ctx.shared[lead])
+        shared = [merged] * n if len(chosen) == n else list(ctx.shared)
+        shared[lead] = merged
         for i in peers:
-            ctx.receive(i, lead, merged)
+            shared[i] = ctx.receive(i, lead, merged)
         ctx.report["leader"] = ctx.names[lead]
-        return [merged] * ctx.n_sites
+        ctx.shared = shared
+        self.report(ctx)

@@ -1,0 +1,62 @@
+"""The pieces of a run around its loop: checks of the arguments, the recorded config,
+the end-of-round callbacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from ..comm.codecs import Identity
+from ..history import GLOBAL, History
+from ..strategies.base import State, Strategy
+
+__all__ = ["Callback", "check_arguments", "check_secagg_codec", "clone", "end_of_round",
+           "run_config"]
+
+Callback = Callable[[History, int], Any]
+
+
+def check_arguments(sites: Sequence, rounds: Any, resume: bool, run_dir: Any) -> None:
+    """Clear errors for arguments of :func:`fedlab.run` that no later step checks."""
+    if not sites:
+        raise ValueError("sites must hold at least one Site")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs run_dir")
+
+
+def check_secagg_codec(strategy: Strategy, uplink) -> None:
+    """Masks only cancel when the server sums exactly what the sites masked."""
+    layer = strategy
+    while layer is not None:
+        if getattr(layer, "name", None) == "secagg" and not isinstance(uplink, Identity):
+            raise ValueError(f"uplink={uplink} cannot be combined with secure aggregation: "
+                             "lossy codecs break the pairwise masks; use uplink=None")
+        layer = getattr(layer, "base", None)
+
+
+def run_config(**values: Any) -> dict[str, Any]:
+    """The run's arguments as JSON-safe values (``config.json``, ``History.config``)."""
+    for key in ("strategy_params", "topology_params", "train"):
+        if key in values and not isinstance(values[key], dict):
+            values[key] = asdict(values[key])
+    return json.loads(json.dumps(values, default=str))
+
+
+def clone(state: State) -> State:
+    """A detached copy of every tensor of ``state``."""
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def end_of_round(history: History, rnd: int, bar, progress: bool,
+                 callbacks: Sequence[Callback]) -> bool:
+    """Show the round's accuracy on the bar and run the callbacks; True to stop the run."""
+    if progress and history.metrics and history.metrics[-1]["round"] == rnd:
+        bar.set_postfix(acc=f"{history.final('accuracy'):.3f}")
+    if any(cb(history, rnd) is True for cb in callbacks):
+        history.events.append({"round": rnd, "site": GLOBAL, "event": "stopped by callback"})
+        return True
+    return False

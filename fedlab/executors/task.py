@@ -1,0 +1,84 @@
+"""One site's local work as a value: what an executor runs, in any process.
+
+:class:`SiteTask` holds everything a site needs for one round — the strategy (a frozen
+dataclass), how to build the network (:class:`~fedlab.models.ModelSpec`), the site with
+its data, what it received, its own persistent state, the round's training settings
+and the seeds — and nothing shared with the run loop. :func:`run_site_task` is pure: it
+returns the site's update and its *new* state instead of editing anything, draws its
+randomness from generators derived from ``(seed, round, site)``, and leaves the
+caller's global random state as it was. So a task can be pickled to another process
+(Ray), run in any order, or batched (a vectorised executor), and the result is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models import ModelSpec
+from ..sites import Site
+from ..strategies.base import ClientContext, State, Strategy, Update
+from ..training import TrainConfig, derive_seed
+
+__all__ = ["SiteTask", "SiteResult", "run_site_task"]
+
+
+@dataclass
+class SiteTask:
+    """One site's local round (see the module docstring).
+
+    ``index`` is the site's position in the run (it seeds the site's streams); ``seed``
+    the run's seed (a topology that visits a site twice in a round passes a derived
+    one); ``config`` the training settings of this round (learning rate decayed).
+    """
+
+    strategy: Strategy
+    model: ModelSpec
+    site: Site
+    index: int
+    round: int
+    seed: int
+    received: State
+    site_state: State
+    config: TrainConfig
+    device: str = "cpu"
+
+
+@dataclass
+class SiteResult:
+    """What a site hands back: its update (to send) and its new own state (to keep)."""
+
+    update: Update
+    site_state: State
+
+
+def _devices(device: torch.device) -> list[int]:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def run_site_task(task: SiteTask, net: nn.Module | None = None) -> SiteResult:
+    """Run the strategy's client half at the task's site; ``net`` (a network built from
+    ``task.model``, on ``task.device``) is reused when given, else one is built."""
+    dev = torch.device(task.device)
+    if net is None:
+        net = task.model.build().to(dev)
+    site_state = {k: v.clone() for k, v in task.site_state.items()}  # the caller's stays
+    with torch.random.fork_rng(devices=_devices(dev)):
+        torch.manual_seed(derive_seed(task.seed, task.round, task.index, 0))  # dropout
+        generator = torch.Generator().manual_seed(derive_seed(task.seed, task.round,
+                                                              task.index, 1))
+        strategy = task.strategy
+        net.load_state_dict(strategy.local_start(task.received, site_state))
+        x, y = task.site.tensors("train", dev)
+
+        def train(**hooks) -> dict[str, float]:
+            return strategy.site_train(net, x, y, task.config, generator, **hooks)
+
+        ctx = ClientContext(task.site.name, task.round, net, task.received, site_state,
+                            task.config, task.site.n_examples, train)
+        update = strategy.client_update(ctx)
+    return SiteResult(update, site_state)
