@@ -84,8 +84,9 @@ class RoundContext:
         """The client half at each site of ``indices`` from the state in ``starts``;
         ``visit`` numbers repeated visits within a round (their own batch order)."""
         seed = self.seed if visit == 0 else derive_seed(self.seed, visit)
+        config = self.config.for_round(self.round)  # this round's learning rate
         tasks = [SiteTask(self.strategy, self.spec, self.sites[i], i, self.round, seed, start,
-                          self.site_states[i], self.config, self.device)
+                          self.site_states[i], config, self.device)
                  for i, start in zip(indices, starts, strict=True)]
         results = self.executor.map(tasks)
         for i, res in zip(indices, results, strict=True):

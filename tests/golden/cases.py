@@ -83,6 +83,12 @@ def cases() -> dict[str, Callable[[list], fl.History]]:
     out["star-byzantine-nan"] = lambda s: _run(
         s, fl.attacks.Byzantine(fl.strategies.FedAvg(), sites=("site-2",), kind="nan"))
     out["star-resume-topk-ef"] = _resumed
+    for topo in ("star", "cyclic", "swarm"):  # a learning rate that decays every round
+        out[f"{topo}-fedavg-lr-decay"] = lambda s, t=topo: _run(s, "fedavg", topology=t,
+                                                                lr_decay=0.5)
+    out["star-fedavg-epochs-adam"] = lambda s: _run(
+        s, "fedavg", local_steps=None, optimizer="adam", lr=0.01, momentum=0.5,
+        weight_decay=1e-3, eval_splits=("test", "val"), eval_every=2)
     return out
 
 
