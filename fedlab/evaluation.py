@@ -100,20 +100,23 @@ def compare(runs: Mapping[str, History], split: str = "test") -> pd.DataFrame:
 
 
 def who_gains(per_site: pd.DataFrame, reference: str = "FedAvg", local: str = "local-only",
-              tol: float = 1e-3) -> pd.DataFrame:
+              tol: float = 1e-3, setups: Sequence[str] | None = None) -> pd.DataFrame:
     """Per set-up (a column of ``per_site``): its worst site, and where it gains or loses.
 
     Parameters
     ----------
     per_site : DataFrame
         One row per site, one column per set-up, each a per-site accuracy (e.g. built from
-        :meth:`History.per_site`). Columns that are not set-ups (``"train images"``,
-        ``"pneumonia share"``) may be present and are ignored.
+        :meth:`History.per_site`); other columns (site sizes, class shares) may be
+        present when ``setups`` names the set-up columns.
     reference, local : str
         Columns to count gains against: the shared-model baseline and local-only training.
         A missing column gives no count for it.
     tol : float
         Differences of at most ``tol`` count as ties.
+    setups : list of str, optional
+        The set-up columns; default: every column except ``"train images"`` and
+        ``"pneumonia share"`` (the descriptive columns the lessons add).
 
     Returns
     -------
@@ -122,7 +125,13 @@ def who_gains(per_site: pd.DataFrame, reference: str = "FedAvg", local: str = "l
         baseline present, ``beats <reference> at`` / ``trails <reference> at`` /
         ``beats <local> at`` (numbers of sites).
     """
-    acc = per_site.drop(columns=["train images", "pneumonia share"], errors="ignore")
+    if setups is None:
+        acc = per_site.drop(columns=["train images", "pneumonia share"], errors="ignore")
+    else:
+        missing = [c for c in setups if c not in per_site]
+        if missing:
+            raise ValueError(f"setups must be columns of per_site, got unknown {missing}")
+        acc = per_site[list(setups)]
     out = pd.DataFrame({"worst site": acc.idxmin(), "its accuracy": acc.min(),
                         "mean over sites": acc.mean()})
     if reference in acc:

@@ -42,3 +42,18 @@ def test_model_size_table_is_wide_and_keeps_orders():
         assert table.loc[row["model"], f"MB ({row['codec']})"] == pytest.approx(row["mb"])
         assert table.loc[row["model"], "parameters"] == row["parameters"]
     assert (table["MB (int8)"] < table["MB (identity)"]).all()
+
+
+def test_who_gains_takes_the_setup_columns_by_name():
+    import pandas as pd
+    import pytest
+
+    import fedlab as fl
+
+    table = pd.DataFrame({"beds": [10, 500], "FedAvg": [0.6, 0.9], "Ditto": [0.8, 0.85]},
+                         index=["site-1", "site-2"])
+    out = fl.evaluation.who_gains(table, setups=["FedAvg", "Ditto"])
+    assert list(out.index) == ["FedAvg", "Ditto"]
+    assert out.loc["Ditto", "beats FedAvg at"] == 1 and out.loc["Ditto", "trails FedAvg at"] == 1
+    with pytest.raises(ValueError, match="setups must be columns"):
+        fl.evaluation.who_gains(table, setups=["FedProx"])
