@@ -60,10 +60,10 @@ class RoundContext:
     report: dict[str, Any] = field(default_factory=dict)
     excluded: set[str] = field(default_factory=set)
     trained: dict[str, int] = field(default_factory=dict)
+    names: list[str] = field(init=False, repr=False)  # the sites' names, once a round
 
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.sites]
+    def __post_init__(self) -> None:
+        self.names = [s.name for s in self.sites]
 
     @property
     def n_sites(self) -> int:

@@ -86,7 +86,7 @@ class Decentralised(Topology):
     def final_state(self, ctx: RoundContext) -> State:
         return average(ctx.shared)
 
-    def report(self, ctx: RoundContext) -> None:
+    def record_consensus(self, ctx: RoundContext) -> None:
         """Add the consensus distance of the sites' models to the round's row."""
         ctx.report["consensus_distance"] = consensus_distance(ctx.shared)
 

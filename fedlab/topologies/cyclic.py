@@ -74,4 +74,4 @@ class Cyclic(Decentralised):
         ctx.memory["holder"] = holder
         ctx.report["holder"] = ctx.names[holder]
         ctx.shared = [model] * ctx.n_sites
-        self.report(ctx)
+        self.record_consensus(ctx)

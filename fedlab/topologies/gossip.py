@@ -78,12 +78,13 @@ class Gossip(Decentralised):
         a = ctx.memory.get("adjacency")
         if a is None:
             a = ctx.memory["adjacency"] = self.adjacency(ctx.n_sites)
-        n, chosen = ctx.n_sites, ctx.participants()
+            ctx.memory["weights"] = mixing_matrix(a, self.mixing)
+        n, chosen, w = ctx.n_sites, ctx.participants(), ctx.memory["weights"]
         if len(chosen) < n:  # sampled: only the sites taking part train and mix, on the
             a = a.copy()     # graph between them; the others keep their model
             out = np.setdiff1d(np.arange(n), chosen)
             a[out, :], a[:, out] = 0, 0
-        w = mixing_matrix(a, self.mixing)
+            w = mixing_matrix(a, self.mixing)
         updates = ctx.train(chosen, [ctx.shared[i] for i in chosen])
         good = {u.site for u in ctx.exclude_nonfinite(updates)}
         states = list(ctx.shared)
@@ -100,4 +101,4 @@ class Gossip(Decentralised):
                                         for j in range(n)], w[i].tolist())
                       for i in range(n)]
         ctx.shared = states
-        self.report(ctx)
+        self.record_consensus(ctx)

@@ -52,7 +52,7 @@ class Star(Topology):
                 ctx.global_state, good, ctx.server_state)
         for msg in strategy.extra_messages(ctx.round, updates):
             ctx.log(msg)
-        ctx.report.update({"participants": len(updates), "sites": [u.site for u in updates],
+        ctx.report.update({"sites": [u.site for u in updates],
                            "local_samples": dict(ctx.trained)})
         ctx.report.update(strategy.round_report(ctx.round, ctx.server_state))
 

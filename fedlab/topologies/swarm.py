@@ -68,4 +68,4 @@ class Swarm(Decentralised):
             shared[i] = ctx.receive(i, lead, merged)
         ctx.report["leader"] = ctx.names[lead]
         ctx.shared = shared
-        self.report(ctx)
+        self.record_consensus(ctx)
