@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .history import History
 
@@ -83,10 +83,11 @@ def load_latest(run_dir: Path, n_sites: int, device: torch.device,
         path, round = _path(run_dir, history.last_round), history.last_round
         if not path.exists():
             return None
-    tensors = load_file(str(path), device=str(device))
-    with safe_open(str(path), framework="pt") as f:
+    with safe_open(str(path), framework="pt", device=str(device)) as f:  # one read
+        saved = set(f.keys())
         order = json.loads((f.metadata() or {}).get("order", "[]"))
-    tensors = {k: tensors[k] for k in order if k in tensors} | tensors
+        keys = [k for k in order if k in saved] + sorted(saved - set(order))
+        tensors = {k: f.get_tensor(k) for k in keys}
     parts: dict[str, State] = {"global": {}, "server": {}, "memory": {}, "same": {}}
     lists: dict[str, list[State]] = {h: [{} for _ in range(n_sites)]
                                      for h in ("site", "codec", "shared")}

@@ -94,7 +94,7 @@ class Wire:
             return message
         st = self.states[i]
         memory = _split(st, "down/")
-        ctx = self._ctx(message, _split(st, "ref/"), memory, rnd, i, 2)
+        ctx = self._ctx(message, _split(st, "ref/"), memory, rnd, (i, 2))
         wire = self.down.encode(message, ctx)
         history.log_message(rnd, site, "down", self._size(wire), self._size(message))
         received = self.down.decode(wire, ctx)
@@ -112,7 +112,7 @@ class Wire:
             return payload
         memory = _split(self.states[i], "up/")
         ref = received if self.payload == "weights" else {}
-        ctx = self._ctx(payload, ref, memory, rnd, i, 3)
+        ctx = self._ctx(payload, ref, memory, rnd, (i, 3))
         wire = self.up.encode(payload, ctx)
         history.log_message(rnd, site, "up", self._size(wire), raw)
         if is_finite(memory):
@@ -135,7 +135,7 @@ class Wire:
         sender, receiver = (site, peer) if direction == "up" else (peer, site)
         prefix = f"peer/{receiver}/{direction}/"
         memory = _split(self.states[sender], prefix)
-        ctx = self._ctx(state, {}, memory, rnd, sender * 100_003 + receiver, 4)
+        ctx = self._ctx(state, {}, memory, rnd, (sender, receiver, 4))
         wire = codec.encode(state, ctx)
         history.log_message(rnd, names[site], direction, self._size(wire), self._size(state),
                             peer=names[peer])
@@ -152,9 +152,10 @@ class Wire:
                                  "topology='star', or a codec of the whole model such as "
                                  "'fp16' or 'int8'")
 
-    def _ctx(self, message: State, ref: State, memory: State, rnd: int, i: int,
-             stream: int) -> CodecContext:
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, rnd, i, stream))
+    def _ctx(self, message: State, ref: State, memory: State, rnd: int,
+             stream: tuple[int, ...]) -> CodecContext:
+        """``stream``: who sends (and to whom) and a direction tag, to derive the seed."""
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, rnd, *stream))
         like = {k: (v.shape, v.dtype) for k, v in message.items()}
         return CodecContext(ref=ref, like=like, memory=memory, generator=gen)
 

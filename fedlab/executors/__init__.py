@@ -41,7 +41,7 @@ class Sequential:
 
     def __init__(self) -> None:
         self._net: nn.Module | None = None
-        self._key: tuple | None = None  # (spec, device) the network was built for
+        self._built_for: tuple | None = None  # (spec, device) of self._net
 
     def __repr__(self) -> str:
         return "Sequential()"
@@ -50,9 +50,9 @@ class Sequential:
         return [run_site_task(t, self._network(t)) for t in tasks]
 
     def _network(self, task: SiteTask) -> nn.Module:
-        key = (task.model, task.device)
-        if self._key is None or self._key[0] is not key[0] or self._key[1] != key[1]:
-            self._net, self._key = task.model.build().to(task.device), key
+        if self._built_for is None or self._built_for != (task.model, task.device):
+            self._net = task.model.build().to(task.device)
+            self._built_for = (task.model, task.device)
         return self._net
 
 
