@@ -13,14 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-from .options import (
-    PARTITIONS,
-    add_train_options,
-    count_or_fraction,
-    partitioner,
-    strategy_from,
-    train_keywords,
-)
+from .options import PARTITIONS, add_config_options, config_keywords, partitioner, strategy_from
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -38,15 +31,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     sites = fl.data.split(dataset, n_sites=args.sites, scheme=partitioner(args),
                           sizes=sizes, shift=shift, seed=args.seed)
     out = Path(args.out)
-    strategy = strategy_from(args.strategy, args.param)
+    strategy = strategy_from(args.strategy, args.param, args.combine)
     history = fl.run(sites, model=args.model, strategy=strategy, rounds=args.rounds,
-                     **train_keywords(args), executor=args.executor,
-                     eval_splits=tuple(args.eval_splits.split(",")),
-                     seed=args.seed, device=args.device, eval_every=args.eval_every,
-                     progress=not args.quiet, run_dir=out, resume=args.resume,
-                     topology=args.topology, uplink=args.uplink, downlink=args.downlink,
-                     clients_per_round=count_or_fraction(args.clients_per_round),
-                     network=args.network)
+                     seed=args.seed, topology=args.topology, executor=args.executor,
+                     device=args.device, progress=not args.quiet, run_dir=out,
+                     resume=args.resume, **config_keywords(args))
     history.save(out / "history.json")
     summary = history.summary()
     summary.update(dataset=dataset.name, partition=sites.scheme, sites=args.sites,
@@ -93,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.medmnist import DATASETS
     from .executors import EXECUTORS
     from .models import MODELS
-    from .strategies import STRATEGIES
+    from .strategies import RULES, names
     from .topologies import TOPOLOGIES
 
     p = argparse.ArgumentParser(prog="fedlab", description=__doc__.splitlines()[0])
@@ -116,29 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "composes with any partition")
     r.add_argument("--shift", type=float, default=0.0,
                    help="acquisition shift strength in [0, 1]: a different scanner per site")
-    r.add_argument("--strategy", default="fedavg", choices=sorted(STRATEGIES))
+    r.add_argument("--strategy", default="fedavg", choices=names(),
+                   help="the FL algorithm (a robust rule's name: FedAvg with that rule)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy hyper-parameter, e.g. --param mu=0.1 (repeatable)")
+    r.add_argument("--combine", default=None, choices=sorted(RULES),
+                   help="a robust rule in place of the strategy's mean (its defaults)")
     r.add_argument("--topology", default="star", choices=sorted(TOPOLOGIES),
                    help="who talks to whom: a server (star), cyclic, gossip on a graph, swarm")
     r.add_argument("--model", default="cnn", choices=sorted(MODELS))
     r.add_argument("--rounds", type=int, default=10)
-    add_train_options(r)
     r.add_argument("--executor", default="sequential", choices=sorted(EXECUTORS),
                    help="who runs the sites' local work (fedlab.executors)")
-    r.add_argument("--eval-every", type=int, default=1)
-    r.add_argument("--eval-splits", default="test", metavar="SPLITS",
-                   help="comma-separated splits scored after each round (test, val, train)")
-    r.add_argument("--uplink", default=None, metavar="CODEC",
-                   help="uplink codec: identity, fp16, bf16, int8, int8-sr, topk:F[:N], "
-                        "topk-ef:F[:N] (F a fraction; tensors under N entries, default "
-                        "1024, are sent whole), several joined by '|'")
-    r.add_argument("--downlink", default=None, metavar="CODEC", help="downlink codec (same names)")
-    r.add_argument("--clients-per-round", default=None, metavar="K",
-                   help="sites sampled per round: a count (3) or a fraction (0.5)")
-    r.add_argument("--network", default=None, metavar="PROFILE",
-                   help="simulated links: hospital-fibre, hospital-vpn, rural-clinic, "
-                        "satellite, datacenter, or mixed")
+    add_config_options(r)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
     r.add_argument("--out", required=True, help="run directory (history, summary, weights)")

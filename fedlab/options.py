@@ -1,13 +1,14 @@
-"""The command line's options that are built from fedlab's own objects: the local
-training options from :class:`~fedlab.training.TrainConfig`'s fields (documented once,
-in its docstring), strategies from their dataclass fields, partitions by name."""
+"""The command line's options that are built from fedlab's own objects: the run's
+settings from the fields of ``fl.Train``, ``fl.Comm`` and ``fl.Eval`` (documented once,
+in their docstrings), strategies and robust rules from their dataclass fields,
+partitions by name."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["PARTITIONS", "add_train_options", "count_or_fraction", "field_docs",
-           "partitioner", "strategy_from", "train_keywords"]
+__all__ = ["PARTITIONS", "add_config_options", "config_keywords", "count_or_fraction",
+           "field_docs", "partitioner", "strategy_from"]
 
 PARTITIONS = ("iid", "dirichlet", "pathological", "shards", "quantity")
 
@@ -24,14 +25,16 @@ def partitioner(args: argparse.Namespace):
     }[args.partition]()
 
 
-def strategy_from(name: str, params: list[str]):
-    """A strategy from its name and ``KEY=VALUE`` hyper-parameters, typed by its fields."""
+def strategy_from(name: str, params: list[str], combine: str | None = None):
+    """A strategy from its name and ``KEY=VALUE`` hyper-parameters, typed by its fields
+    (a robust rule's name: the rule's fields), with the robust rule ``combine``."""
     import dataclasses
 
-    from .strategies import get
+    from .strategies import RULES, get, get_rule
 
-    cls = type(get(name))
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    key = name.lower().replace("-", "").replace("_", "")
+    cls = RULES[key] if key in RULES else type(get(name))
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "combine"}
     kwargs = {}
     for item in params:
         key, sep, raw = item.partition("=")
@@ -44,15 +47,14 @@ def strategy_from(name: str, params: list[str]):
             raise ValueError(f"--param {key}: a {kind.__name__} cannot be set from the command "
                              "line; use the Python API")
         kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
-    return cls(**kwargs)
-
-
-#: TrainConfig field -> the keyword of fl.run (and the CLI flag, with dashes)
-_TRAIN_KEYWORDS = {"epochs": "local_epochs", "steps": "local_steps"}
+    strategy = get(name, **kwargs)
+    if combine is not None:
+        strategy = dataclasses.replace(strategy, combine=get_rule(combine))
+    return strategy
 
 
 def field_docs(cls) -> dict[str, str]:
-    """The first sentence of each parameter in a numpy-style class docstring."""
+    """The text of each parameter in a numpy-style class docstring."""
     import re
 
     docs, names = {}, []
@@ -66,38 +68,72 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One option per field of :class:`~fedlab.training.TrainConfig`, documented once,
-    from the dataclass: every local-training setting of ``fl.run`` is reachable."""
+def _config_groups():
+    from .engine.config import Comm, Eval
+    from .training import TrainConfig
+
+    return (("train", TrainConfig, "local training (fl.Train)"),
+            ("comm", Comm, "communication (fl.Comm)"),
+            ("evaluation", Eval, "evaluation (fl.Eval)"))
+
+
+def _keywords() -> dict[tuple[str, str], str]:
+    """(group, field) -> the ``fl.run`` keyword that fills it (the CLI flag, dashed)."""
+    from .engine.config import SHORTHANDS
+
+    return {where: keyword for keyword, where in SHORTHANDS.items()}
+
+
+def _plain(text: str) -> str:
+    """A docstring's reST as plain text for ``--help``: roles and literals unmarked."""
+    import re
+
+    text = re.sub(r":\w+:`~?(?:[^`<]*<)?([^`>]+)>?`", lambda m: m.group(1).split(".")[-1], text)
+    return text.replace("``", "").replace("%", "%%")
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`fl.Train <fedlab.training.TrainConfig>`,
+    :class:`fl.Comm <fedlab.engine.config.Comm>` and :class:`fl.Eval
+    <fedlab.engine.config.Eval>`, named like the ``fl.run`` keyword that fills the field
+    and documented once, from the dataclass's docstring: every setting of ``fl.run``
+    that these objects hold is reachable from the command line."""
     import dataclasses
     import typing
 
-    from .training import TrainConfig
+    keywords = _keywords()
+    for group_name, cls, title in _config_groups():
+        docs, hints = field_docs(cls), typing.get_type_hints(cls)
+        group = parser.add_argument_group(title)
+        for f in dataclasses.fields(cls):
+            flag = "--" + keywords[group_name, f.name].replace("_", "-")
+            kind, help_text = hints[f.name], _plain(docs.get(f.name, ""))
+            default = f.default
+            if kind is bool:
+                group.add_argument(flag, action="store_true", help=help_text)
+            elif typing.get_origin(kind) is typing.Literal:
+                group.add_argument(flag, default=default, choices=typing.get_args(kind),
+                                   help=help_text)
+            elif kind == int | float | None:
+                group.add_argument(flag, type=count_or_fraction, default=default,
+                                   metavar="K", help=help_text)
+            elif typing.get_origin(kind) is tuple:
+                group.add_argument(flag, type=_comma_list, default=default,
+                                   metavar="A,B", help=help_text + " (comma-separated)")
+            elif kind in (int, int | None, float, float | None):
+                group.add_argument(flag, type=int if kind in (int, int | None) else float,
+                                   default=default, help=help_text)
+            else:  # a name (codecs, network profiles)
+                group.add_argument(flag, default=default, metavar="NAME", help=help_text)
 
-    docs = field_docs(TrainConfig)
-    hints = typing.get_type_hints(TrainConfig)
-    group = parser.add_argument_group("local training (fedlab.training.TrainConfig)")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + _TRAIN_KEYWORDS.get(f.name, f.name).replace("_", "-")
-        kind, help_text = hints[f.name], docs.get(f.name, "")
-        if kind is bool:
-            group.add_argument(flag, action="store_true", help=help_text)
-        elif typing.get_origin(kind) is typing.Literal:
-            group.add_argument(flag, default=f.default, choices=typing.get_args(kind),
-                               help=help_text)
-        else:
-            base = int if kind in (int, int | None) else float
-            group.add_argument(flag, type=base, default=f.default, help=help_text)
 
-
-def train_keywords(args: argparse.Namespace) -> dict:
-    """The ``fl.run`` keywords of the options made by :func:`add_train_options`."""
-    import dataclasses
-
-    from .training import TrainConfig
-
-    names = [_TRAIN_KEYWORDS.get(f.name, f.name) for f in dataclasses.fields(TrainConfig)]
-    return {n: getattr(args, n) for n in names}
+def config_keywords(args: argparse.Namespace) -> dict:
+    """The ``fl.run`` keywords of the options made by :func:`add_config_options`."""
+    return {keyword: getattr(args, keyword) for keyword in _keywords().values()}
 
 
 def count_or_fraction(text: str | None) -> int | float | None:
@@ -110,5 +146,5 @@ def count_or_fraction(text: str | None) -> int | float | None:
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"--clients-per-round must be a count (3) or a fraction (0.5), "
-                             f"got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"a count (3) or a fraction (0.5) of the sites, got {text!r}") from None

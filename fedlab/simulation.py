@@ -58,10 +58,12 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         ``"cnn"`` (default), ``"mlp"``, ``"resnet18"``, ``"densenet121"``, a module (copied,
         so the caller's stays untouched) or a factory returning one.
     strategy : str or Strategy
-        A name from ``fedlab.strategies.STRATEGIES`` (``"fedavg"``, ``"fedprox"``,
+        A name from ``fedlab.strategies.names()`` (``"fedavg"``, ``"fedprox"``,
         ``"scaffold"``, ``"fedadam"``, ``"fedbn"``, ``"ditto"``, ...; the baselines
-        ``"centralized"`` on pooled data and ``"local"`` without federation), or a
-        :class:`~fedlab.strategies.Strategy` instance (e.g. ``FedProx(mu=0.1)``).
+        ``"centralized"`` on pooled data and ``"local"`` without federation; a robust
+        rule, ``"median"``, ``"krum"``, ...: FedAvg with it), or a
+        :class:`~fedlab.strategies.Strategy` instance (e.g. ``FedProx(mu=0.1)``,
+        ``FedAvg(combine="trimmedmean")``).
     rounds : int
         Communication rounds (for ``centralized``: rounds of ``local_epochs`` epochs).
     train : Train, optional
@@ -138,7 +140,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
              if comm.network is not None else None)
     spec = ModelSpec.for_sites(model, sites)
     config = run_config(
-        strategy=strategy.name, strategy_params=strategy, model=spec.label, rounds=rounds,
+        strategy=strategy.label, strategy_params=strategy, model=spec.label, rounds=rounds,
         train=cfg, seed=seed, eval_every=eval_every, eval_splits=list(eval_splits),
         sites=[s.name for s in sites], uplink=str(wire.up), downlink=str(wire.down),
         clients_per_round=clients_per_round,

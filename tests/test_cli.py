@@ -61,12 +61,23 @@ def test_data_list(capsys, tmp_path):
     assert "pneumoniamnist" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("strategy", sorted(fl.strategies.STRATEGIES))
+@pytest.mark.parametrize("strategy", fl.strategies.names())
 def test_every_strategy_selectable(tmp_path, strategy):
     args = [a if a != "mlp" else "cnn-bn" for a in ARGS]  # fedbn needs norm layers
     args[args.index("--rounds") + 1] = "1"
     assert main([*args, "--strategy", strategy, "--out", str(tmp_path / "r")]) == 0
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["strategy"] == strategy
+    label = strategy if strategy in fl.strategies.STRATEGIES else f"fedavg+{strategy}"
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["strategy"] == label
+
+
+def test_combine_puts_a_rule_in_any_strategy(tmp_path):
+    assert main([*ARGS, "--strategy", "fedprox", "--param", "mu=0.1", "--combine", "krum",
+                 "--out", str(tmp_path / "r")]) == 0
+    history = fl.History.load(tmp_path / "r" / "history.json")
+    assert history.config["strategy"] == "fedprox+krum"
+    assert history.config["strategy_params"]["mu"] == 0.1
+    assert all(sum(v for k, v in r.items() if k.startswith("krum_selected/")) == 1
+               for r in history.rounds)
 
 
 @pytest.mark.parametrize("extra", [["--partition", "pathological", "--classes-per-site", "1"],
@@ -103,8 +114,10 @@ def test_run_with_codecs_sampling_and_network(tmp_path, capsys):
     assert summary["sim_s"] > 0
     ledger = history.to_frame("ledger")
     assert (ledger["bytes"] < ledger["raw_bytes"]).all()
-    assert main([*ARGS, "--clients-per-round", "two", "--out", str(tmp_path / "bad")]) == 2
-    assert "--clients-per-round must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse refuses it before anything runs
+        main([*ARGS, "--clients-per-round", "two", "--out", str(tmp_path / "bad")])
+    assert stop.value.code == 2
+    assert "argument --clients-per-round: a count (3) or a fraction" in capsys.readouterr().err
     assert main([*ARGS, "--uplink", "zip", "--out", str(tmp_path / "bad2")]) == 2
     assert "codec must be one of" in capsys.readouterr().err
 

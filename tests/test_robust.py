@@ -20,7 +20,7 @@ from fedlab.strategies import (
     Update,
     get,
 )
-from fedlab.strategies.robust import (
+from fedlab.strategies.combine import (
     clipped_mean,
     coordinate_median,
     krum,
@@ -92,60 +92,80 @@ def test_rules_reject_bad_shapes():
         trimmed_mean(np.zeros((0, 3)))
 
 
-# -- as strategies: the rule replaces the mean of the wrapped strategy -----------------
+# -- in the combine slot: the rule replaces the mean of any weight-sending strategy -----
 def _updates(values, n=(10, 10, 10, 10, 10)):
     return [Update(f"s{i}", {"w": torch.full((2,), float(v)), "count": torch.tensor(4 + i)}, k)
             for i, (v, k) in enumerate(zip(values, n, strict=True))]
 
 
-def test_median_strategy_on_hand_made_updates():
+def test_median_in_the_combine_slot_on_hand_made_updates():
     glob = {"w": torch.zeros(2), "count": torch.tensor(0)}
     ups = _updates([1, 2, 3, 4, 100])
-    new, _ = FedAvg().aggregate(glob, ups, {})
-    assert new["w"].tolist() == [22.0, 22.0]
-    new, state = Median().aggregate(glob, ups, {})
+    new, _, report = FedAvg().server_step(glob, ups, {})
+    assert new["w"].tolist() == [22.0, 22.0] and report == {}
+    new, _, report = FedAvg(combine=Median()).server_step(glob, ups, {})
     assert new["w"].tolist() == [3.0, 3.0] and new["count"].item() == 6  # ints: the mean
-    new, _ = TrimmedMean(beta=0.2).aggregate(glob, ups, {})
+    assert report == {}
+    new, _, _ = FedAvg(combine="trimmedmean").server_step(glob, ups, {})
     assert new["w"].tolist() == [3.0, 3.0]
-    # the combined update goes through the base's server step: FedOpt halves it
-    new, _ = Median(FedOpt(server_lr=0.5)).aggregate(glob, ups, {})
+    # the combined update goes through the strategy's own server step: FedOpt halves it
+    new, _, _ = FedOpt(server_lr=0.5, combine="median").server_step(glob, ups, {})
     assert new["w"].tolist() == [1.5, 1.5]
+    # the names keep working as strategies: FedAvg with the rule
+    assert get("median") == FedAvg(combine=Median()) == get(Median())
+    assert get("median").label == "fedavg+median"
 
 
 def test_krum_and_clip_report_per_site():
     glob = {"w": torch.zeros(2), "count": torch.tensor(0)}
     ups = _updates([1, 1.1, 0.9, 1.05, -50])
-    new, state = Krum().aggregate(glob, ups, {})
-    report = Krum().round_report(1, state)
+    new, _, report = FedAvg(combine=Krum()).server_step(glob, ups, {})
     assert report["krum_selected/s4"] == 0.0 and sum(report.values()) == 1.0
     assert new["w"].tolist() == pytest.approx([1.05, 1.05])  # the most central one
-    new, state = MultiKrum().aggregate(glob, ups, {})  # m = n - f = 4: all honest ones
+    new, _, _ = FedAvg(combine=MultiKrum()).server_step(glob, ups, {})  # m = n - f = 4
     assert new["w"].tolist() == pytest.approx([1.0125, 1.0125])
-    new, state = NormClip(max_norm=2 ** 0.5).aggregate(glob, ups, {})
-    scales = NormClip().round_report(1, state)
+    new, _, scales = FedAvg(combine=NormClip(max_norm=2 ** 0.5)).server_step(glob, ups, {})
     assert scales["clip_scale/s0"] == 1.0 and scales["clip_scale/s4"] == pytest.approx(1 / 50)
     assert new["w"].tolist() == pytest.approx([(1 + 1 + 0.9 + 1 - 1) / 5] * 2)
 
 
-def test_robust_needs_a_weight_sending_base():
-    for base in ("scaffold", "local", "centralized"):
-        with pytest.raises(ValueError, match="robust aggregation needs"):
-            Median(base)
-    with pytest.raises(TypeError, match="base must be"):
-        Median(base=3)
+def test_a_rule_needs_a_weight_sending_strategy_and_a_server():
+    for name in ("scaffold", "local", "centralized"):
+        with pytest.raises(ValueError, match="needs a strategy whose sites send their weights"):
+            get("median", base=name)
+    with pytest.raises(TypeError, match="combine must be"):
+        FedAvg(combine=3)
+    with pytest.raises(ValueError, match="combine must be one of"):
+        FedAvg(combine="mode")
     with pytest.raises(ValueError, match="beta must be"):
         TrimmedMean(beta=0.6)
     with pytest.raises(ValueError, match="n_byzantine"):
         Krum(n_byzantine=-1)
     with pytest.raises(ValueError, match="max_norm"):
         NormClip(max_norm=-1.0)
-    assert isinstance(get("trimmed-mean", base="fedprox").base, fl.strategies.FedProx)
-    assert type(get("clip")) is NormClip
+    s = get("trimmed-mean", base="fedprox", beta=0.1)
+    assert isinstance(s, fl.strategies.FedProx) and s.combine == TrimmedMean(beta=0.1)
+    assert get("clip").combine == NormClip()
+    # wrappers keep the rule of the strategy they wrap; DP and SecAgg cannot use one
+    assert fl.attacks.Byzantine(Median(), sites=["a"]).rule == Median()
+    with pytest.raises(ValueError, match="combine belongs to the wrapped strategy"):
+        fl.attacks.Byzantine(FedAvg(), sites=["a"], combine="median")
+    with pytest.raises(ValueError, match="noisy mean"):
+        fl.privacy.DP(FedAvg(combine="median"))
+    with pytest.raises(ValueError, match="only the sum"):
+        fl.privacy.SecAgg(FedAvg(combine="krum"), sites=("a", "b"))
 
 
-def test_cli_selects_a_rule_and_its_base():
-    s = strategy_from("trimmedmean", ["beta=0.4", "base=fedprox"])
-    assert s.beta == 0.4 and s.base.name == "fedprox"
+def test_a_rule_cannot_run_without_a_server(federation):
+    with pytest.raises(ValueError, match="needs a server that sees every update"):
+        fl.run(federation, strategy="median", topology="ring", rounds=1, **FAST)
+
+
+def test_cli_selects_a_rule_and_its_strategy():
+    s = strategy_from("trimmedmean", ["beta=0.4"])
+    assert s.combine == TrimmedMean(beta=0.4) and s.name == "fedavg"
+    s = strategy_from("fedprox", ["mu=0.1"], combine="median")
+    assert s.mu == 0.1 and s.combine == Median()
 
 
 # -- in a run: the attacker is left out, the History says so -------------------------

@@ -187,10 +187,13 @@ def test_fedbn_without_norm_layers_says_what_to_do(federation):
 
 
 # -- every registered strategy runs, checkpoints and resumes -------------------------
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", fl.strategies.names())
 def test_every_strategy_runs_and_resumes(federation, tmp_path, name):
     strategy = get(name)
-    assert strategy.name == name and type(strategy) is STRATEGIES[name]
+    if name in fl.strategies.RULES:  # a robust rule's name: FedAvg with the rule
+        assert strategy.label == f"fedavg+{name}" and strategy.rule.name == name
+    else:
+        assert strategy.name == name and type(strategy) is STRATEGIES[name]
     kw = {**FAST, "model": "cnn-bn", "local_steps": 2, "seed": 1}
     full = fl.run(federation, strategy=strategy, run_dir=tmp_path / "full", **kw)
     assert np.isfinite(full.series("loss")[1]).all() and not full.events

@@ -24,13 +24,17 @@ class Comm:
     ----------
     uplink, downlink : str or Codec, optional
         How messages are encoded site -> server and server -> site (default: as they
-        are): a :class:`~fedlab.comm.Codec` or a name (``"fp16"``, ``"int8"``,
-        ``"topk-ef:0.01"``, ...; see :mod:`fedlab.comm.codecs`).
+        are): a :class:`~fedlab.comm.Codec` or a name: identity, fp16, bf16, int8,
+        int8-sr, topk:F[:N] or topk-ef:F[:N] (F a fraction; tensors under N entries,
+        default 1024, are sent whole), several joined by '|' (see
+        :mod:`fedlab.comm.codecs`).
     clients_per_round : int or float, optional
-        Sites sampled (seeded) to take part in each round: a count or a fraction.
+        Sites sampled (seeded) to take part in each round: a count (3) or a fraction
+        of the sites (0.5).
     network : str, Link or dict, optional
-        A simulated network (:mod:`fedlab.comm.network`): seconds per round in
-        ``History.rounds``.
+        A simulated network (:mod:`fedlab.comm.network`), a profile name:
+        hospital-fibre, hospital-vpn, rural-clinic, satellite, datacenter, or mixed;
+        seconds per round in ``History.rounds``.
     """
 
     uplink: Any = None
@@ -48,7 +52,7 @@ class Eval:
     every : int
         Evaluate every this many rounds (the initial model and the last round always).
     splits : tuple of str
-        The splits scored: ``"test"`` (default), ``"val"``, ``"train"``.
+        The splits scored after a round: test (default), val, train.
     """
 
     every: int = 1

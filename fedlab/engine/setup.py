@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from ..comm.codecs import Identity
 from ..history import GLOBAL, History
 from ..strategies.base import State, Strategy
+from ..strategies.robust import Rule
 
 __all__ = ["Callback", "check_arguments", "check_secagg_codec", "clone", "end_of_round",
-           "run_config"]
+           "params", "run_config"]
 
 Callback = Callable[[History, int], Any]
 
@@ -42,8 +43,22 @@ def run_config(**values: Any) -> dict[str, Any]:
     """The run's arguments as JSON-safe values (``config.json``, ``History.config``)."""
     for key in ("strategy_params", "topology_params", "train"):
         if key in values and not isinstance(values[key], dict):
-            values[key] = asdict(values[key])
+            values[key] = params(values[key])
     return json.loads(json.dumps(values, default=str))
+
+
+def params(obj: Any) -> Any:
+    """A dataclass's fields as plain values, recursively (like :func:`dataclasses.asdict`),
+    a robust rule as its name with its parameters, and no ``combine`` entry when the
+    strategy has none (so the configs of plain runs read as they always did)."""
+    if isinstance(obj, Rule):
+        return str(obj)
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: params(getattr(obj, f.name)) for f in fields(obj)
+                if not (f.name == "combine" and getattr(obj, f.name) is None)}
+    if isinstance(obj, list | tuple):
+        return type(obj)(params(v) for v in obj)
+    return obj
 
 
 def clone(state: State) -> State:

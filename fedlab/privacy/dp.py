@@ -128,6 +128,10 @@ class DP(Wrapper):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.base.rule is not None:
+            raise ValueError(f"DP's server half is the noisy mean of the clipped updates, "
+                             f"which replaces combine={self.base.rule}; clipping already "
+                             f"bounds what one site can do (drop combine, or DP)")
         if self.base.payload != "weights":
             raise ValueError(f"DP wraps strategies whose sites send their weights; "
                              f"{type(self.base).__name__} sends {self.base.payload!r}")

@@ -101,6 +101,7 @@ class DPSGD(FedAvg):
     accountant: Literal["rdp", "prv"] = "rdp"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.noise_multiplier > 0:
             raise ValueError(f"noise_multiplier must be > 0, got {self.noise_multiplier}")
         if not self.max_grad_norm > 0:

@@ -92,6 +92,10 @@ class SecAgg(Wrapper):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.base.rule is not None:
+            raise ValueError(f"secure aggregation reveals only the sum of the updates, and "
+                             f"combine={self.base.rule} needs each update: they cannot be "
+                             f"combined")
         object.__setattr__(self, "sites", tuple(self.sites))
         object.__setattr__(self, "dropped", tuple(self.dropped))
         if len(self.sites) < 2:

@@ -1,8 +1,12 @@
 """FL algorithms: one module each, client half beside server half.
 
 Every strategy is reachable by its lowercase ``name`` (``get("fedprox", mu=0.1)``), which
-is also how the CLI selects it.
+is also how the CLI selects it. The robust rules (``RULES``: median, trimmedmean, krum,
+multikrum, normclip) fill any weight-sending strategy's ``combine`` slot; by name they
+give FedAvg with that rule (``get("krum", n_byzantine=2)``).
 """
+
+from dataclasses import replace
 
 from .aggregate import is_finite, weighted_average
 from .base import ClientContext, State, Strategy, Update
@@ -13,35 +17,50 @@ from .fedbn import FedBN, norm_keys
 from .fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
 from .fedprox import FedProx, proximal_term
 from .personalized import Ditto, FineTuned
-from .robust import Krum, Median, MultiKrum, NormClip, Robust, TrimmedMean
+from .robust import RULES, Krum, Median, MultiKrum, NormClip, Rule, TrimmedMean, get_rule
 from .scaffold import Scaffold
 from .wrapper import Wrapper
 
 __all__ = [
     "STRATEGIES", "Centralized", "ClientContext", "Ditto", "FedAdagrad", "FedAdam", "FedAvg",
     "FedAvgM", "FedBN", "FedOpt", "FedProx", "FedYogi", "FineTuned", "Krum", "LocalOnly",
-    "Median", "MultiKrum", "NormClip", "Robust", "Scaffold", "State", "Strategy",
-    "TrimmedMean", "Update", "Wrapper", "get", "is_finite", "norm_keys", "proximal_term",
-    "weighted_average",
+    "Median", "MultiKrum", "NormClip", "RULES", "Rule", "Scaffold", "State", "Strategy",
+    "TrimmedMean", "Update", "Wrapper", "get", "names", "is_finite", "norm_keys", "proximal_term",
+    "get_rule", "weighted_average",
 ]
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (FedAvg, FedAvgM, FedProx, Scaffold, FedOpt, FedAdam, FedYogi,
-                              FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly,
-                              Median, TrimmedMean, Krum, MultiKrum, NormClip)
+                              FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly)
 }
 
 _ALIASES = {"centralised": "centralized", "localonly": "local", "pooled": "centralized",
             "finetuned": "finetune", "fedavgft": "finetune", "trimmed": "trimmedmean",
-            "clip": "normclip", "clipping": "normclip"}
+            "clip": "normclip", "clipping": "normclip", "fedmedian": "median"}
 
 
-def get(name: str | Strategy, **params) -> Strategy:
-    """A strategy instance from its name (see ``STRATEGIES``) and hyper-parameters."""
+def names() -> list[str]:
+    """Every name :func:`get` (and the CLI's ``--strategy``) accepts: the strategies and
+    the robust rules."""
+    return sorted(set(STRATEGIES) | set(RULES))
+
+
+def get(name: str | Strategy | Rule, **params) -> Strategy:
+    """A strategy instance from its name (see :func:`names`) and hyper-parameters.
+
+    A robust rule's name or a :class:`Rule` gives FedAvg with that rule in its
+    ``combine`` slot; ``base=`` names another strategy for it (``get("median",
+    base="fedprox")``). The remaining ``params`` go to the rule.
+    """
     if isinstance(name, Strategy):
         return name
+    if isinstance(name, Rule):
+        return FedAvg(combine=name)
     key = str(name).lower().replace("-", "").replace("_", "").replace("+", "")
     key = _ALIASES.get(key, key)
+    if key in RULES:
+        base = get(params.pop("base", "fedavg"))
+        return replace(base, combine=RULES[key](**params))
     if key not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {name!r}")
+        raise ValueError(f"strategy must be one of {names()}, got {name!r}")
     return STRATEGIES[key](**params)

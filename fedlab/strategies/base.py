@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..training import TrainConfig, train_epochs
+from .robust import Rule, combine_states, get_rule
 
 __all__ = ["Strategy", "ClientContext", "Update", "State"]
 
@@ -75,6 +76,12 @@ class Strategy:
     poisoning attacks read it), ``peer_to_peer`` (True when the server half is a plain
     example-weighted mean without server state, which a site can run: such strategies
     also run on the decentralised topologies).
+
+    Every strategy whose sites send their weights has a ``combine`` slot (keyword only):
+    ``None`` (default) for its own mean, or a robust rule from
+    :mod:`fedlab.strategies.robust` (a :class:`~fedlab.strategies.robust.Rule` or its
+    name: ``FedAvg(combine="median")``) that combines the round's updates into one, which
+    the strategy's server half then applies (see :meth:`server_step`).
     """
 
     name: ClassVar[str] = "strategy"
@@ -82,6 +89,26 @@ class Strategy:
     pooled: ClassVar[bool] = False
     payload: ClassVar[str] = "weights"
     peer_to_peer: ClassVar[bool] = False
+    combine: Rule | str | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.combine is None:
+            return
+        object.__setattr__(self, "combine", get_rule(self.combine))
+        if not self.communicates or self.payload != "weights":
+            raise ValueError(f"combine={self.combine} needs a strategy whose sites send their "
+                             f"weights (fedavg, fedprox, fedavgm, fedadam, fedbn, ditto, ...); "
+                             f"{self.name!r} sends {self.payload!r}")
+
+    @property
+    def rule(self) -> Rule | None:
+        """The robust rule of the server half (``combine``), or None for the mean."""
+        return self.combine
+
+    @property
+    def label(self) -> str:
+        """The strategy's name, with its robust rule if it has one (``fedavg+median``)."""
+        return f"{self.name}+{self.rule.name}" if self.rule is not None else self.name
 
     def bind(self, model: nn.Module, n_examples: list[int]) -> Strategy:
         """The strategy to use for this run; ``run`` calls it once, with the built model
@@ -107,6 +134,23 @@ class Strategy:
                   server_state: State) -> tuple[State, State]:
         """Combine the sites' updates into the next global state."""
         raise NotImplementedError
+
+    def server_step(self, global_state: State, updates: list[Update], server_state: State,
+                    ) -> tuple[State, State, dict[str, float]]:
+        """What the server does with a round's updates: :meth:`aggregate` them, or, with
+        a robust rule, aggregate the one update the rule combines them into. Returns the
+        new global state, the new server state and the rule's per-site numbers for the
+        round's row of ``History.rounds`` (``"krum_selected/site-1"``, ...)."""
+        if self.rule is None:
+            return (*self.aggregate(global_state, updates, server_state), {})
+        payload, report = combine_states(self.rule, global_state,
+                                         [u.payload for u in updates],
+                                         [u.n_examples for u in updates])
+        combined = Update(self.rule.name, payload, sum(u.n_examples for u in updates))
+        new_global, new_server = self.aggregate(global_state, [combined], server_state)
+        return new_global, new_server, {f"{column}/{u.site}": float(value)
+                                        for column, values in report.items()
+                                        for u, value in zip(updates, values, strict=True)}
 
     def extra_messages(self, rnd: int, updates: list[Update]) -> list[dict]:
         """Messages besides the model exchange that this round needed (e.g. key

@@ -50,6 +50,7 @@ class FedOpt(FedAvg):
     param_keys: tuple[str, ...] = field(default=(), kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.server_lr > 0:
             raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
 

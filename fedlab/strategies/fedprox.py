@@ -54,6 +54,7 @@ class FedProx(FedAvg):
     mu: float = 0.01
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.mu >= 0:
             raise ValueError(f"mu must be >= 0, got {self.mu}")
 

@@ -73,6 +73,7 @@ class Ditto(FedAvg):
     lam: float = 0.1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.lam >= 0:
             raise ValueError(f"lam must be >= 0, got {self.lam}")
 

@@ -65,6 +65,7 @@ class Scaffold(Strategy):
     total_examples: int = field(default=0, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.server_lr > 0:
             raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
 

@@ -1,8 +1,8 @@
 """A strategy that wraps another one and changes a single half of it.
 
-Robust aggregation replaces how the server combines the updates of any weight-sending
-strategy; a poisoning attack replaces what some sites send. Both keep everything else
-of the wrapped strategy (its local training, its server state, its personal models):
+A poisoning attack replaces what some sites send; differential privacy clips and noises
+the updates; secure aggregation masks them. Each keeps everything else of the wrapped
+strategy (its local training, its server state, its personal models, its robust rule):
 :class:`Wrapper` forwards every hook to ``base``, and a subclass overrides the hooks it
 changes.
 """
@@ -16,6 +16,7 @@ from torch import nn
 
 from .base import ClientContext, State, Strategy, Update
 from .fedavg import FedAvg
+from .robust import Rule
 
 __all__ = ["Wrapper", "innermost"]
 
@@ -34,13 +35,17 @@ class Wrapper(Strategy):
     Parameters
     ----------
     base : Strategy or str
-        The wrapped strategy, or its name (``"fedprox"``; its default hyper-parameters).
+        The wrapped strategy, or its name (``"fedprox"``; its default hyper-parameters),
+        or a robust rule (``Median()``: FedAvg with that rule).
     """
 
     base: Strategy = field(default_factory=FedAvg)
 
     def __post_init__(self) -> None:
-        if isinstance(self.base, str):
+        if self.combine is not None:
+            raise ValueError(f"combine belongs to the wrapped strategy, e.g. "
+                             f"{type(self).__name__}(FedAvg(combine={self.combine!r}), ...)")
+        if isinstance(self.base, str | Rule):
             from . import get
 
             object.__setattr__(self, "base", get(self.base))
@@ -62,6 +67,14 @@ class Wrapper(Strategy):
     @property
     def peer_to_peer(self) -> bool:  # type: ignore[override]
         return self.base.peer_to_peer
+
+    @property
+    def rule(self) -> Rule | None:
+        return self.base.rule
+
+    @property
+    def label(self) -> str:
+        return self.name
 
     def bind(self, model: nn.Module, n_examples: list[int]) -> Wrapper:
         return replace(self, base=self.base.bind(model, n_examples))

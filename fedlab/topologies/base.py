@@ -71,6 +71,10 @@ class Decentralised(Topology):
     decentralised: ClassVar[bool] = True
 
     def check_strategy(self, strategy: Strategy) -> None:
+        if strategy.rule is not None:
+            raise ValueError(f"combine={strategy.rule} needs a server that sees every update; "
+                             f"with topology {self.name!r} a site averages what it receives: "
+                             "use topology='star', or drop combine")
         if not strategy.peer_to_peer:
             raise ValueError(f"strategy {strategy.name!r} cannot run without a server; with "
                              f"topology {self.name!r} use fedavg, fedprox, finetune or ditto "

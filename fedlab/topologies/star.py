@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["Star"]
 
 
-
 @dataclass(frozen=True)
 class Star(Topology):
     """A central server that sends the model to the sites and aggregates their updates."""
@@ -46,15 +45,16 @@ class Star(Topology):
         if talks:  # what arrives is the decoded message: lossy codecs change the average
             for i, u, got in zip(chosen, updates, received, strict=True):
                 u.payload = ctx.send(i, SERVER, u.payload, reference=got)
-        good = ctx.exclude_nonfinite(updates)
+        good, combined = ctx.exclude_nonfinite(updates), {}
         if good:
-            ctx.global_state, ctx.server_state = strategy.aggregate(
+            ctx.global_state, ctx.server_state, combined = strategy.server_step(
                 ctx.global_state, good, ctx.server_state)
         for msg in strategy.extra_messages(ctx.round, updates):
             ctx.log(msg)
         ctx.report.update({"sites": [u.site for u in updates],
                            "local_samples": dict(ctx.trained)})
         ctx.report.update(strategy.round_report(ctx.round, ctx.server_state))
+        ctx.report.update(combined)
 
     def eval_states(self, ctx: RoundContext, sites: Sequence[Site]) -> list[State]:
         own = dict(zip(ctx.names, ctx.site_states, strict=True))
