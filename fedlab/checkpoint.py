@@ -19,10 +19,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .history import History
+from .state import State, Tree, empty_paths, flatten, unflatten
 
 __all__ = ["Checkpoint", "save_round", "load_latest", "check_config"]
-
-State = dict[str, torch.Tensor]
 
 
 def _path(run_dir: Path, round: int) -> Path:
@@ -35,8 +34,8 @@ class Checkpoint:
 
     round: int
     global_state: State
-    server_state: State
-    site_states: list[State]
+    server_state: Tree
+    site_states: list[Tree]
     codec_states: list[State]
     shared: list[State] = field(default_factory=list)  # decentralised: each site's model
     memory: dict[str, int] = field(default_factory=dict)  # the topology's integers
@@ -45,10 +44,23 @@ class Checkpoint:
 def save_round(run_dir: Path, ckpt: Checkpoint, history: History) -> None:
     """Write the checkpoint of ``ckpt.round`` and the History, each atomically."""
     tensors = {f"global/{k}": v for k, v in ckpt.global_state.items()}
-    tensors.update({f"server/{k}": v for k, v in ckpt.server_state.items()})
-    for head, states in (("site", ckpt.site_states), ("codec", ckpt.codec_states)):
-        for i, state in enumerate(states):
-            tensors.update({f"{head}/{i}/{k}": v for k, v in state.items()})
+    paths: dict[str, list[str]] = {}  # the nested states: each flat name's path of keys
+    empty: dict[str, list[list[str]]] = {}  # and where they hold an empty dict
+
+    def nested(head: str, tree: Tree) -> None:
+        for path, v in flatten(tree).items():
+            name = "/".join((head, *path))
+            tensors[name] = v
+            if len(path) > 1:
+                paths[name] = list(path)
+        if holes := empty_paths(tree):
+            empty[head] = [list(p) for p in holes]
+
+    nested("server", ckpt.server_state)
+    for i, state in enumerate(ckpt.site_states):
+        nested(f"site/{i}", state)
+    for i, state in enumerate(ckpt.codec_states):
+        tensors.update({f"codec/{i}/{k}": v for k, v in state.items()})
     first: dict[int, int] = {}  # the sites of a cyclic or swarm run share one model: once
     for i, state in enumerate(ckpt.shared):
         j = first.setdefault(id(state), i)
@@ -64,7 +76,9 @@ def save_round(run_dir: Path, ckpt: Checkpoint, history: History) -> None:
     # safetensors sorts its keys: keep the order of every state (codecs draw per tensor
     # in that order, so a resumed run must see the same order to continue exactly)
     save_file(tensors, str(tmp), metadata={"round": str(ckpt.round),
-                                           "order": json.dumps(list(tensors))})
+                                           "order": json.dumps(list(tensors)),
+                                           "paths": json.dumps(paths),
+                                           "empty": json.dumps(empty)})
     tmp.replace(path)
     history.save(run_dir / "history.json")
 
@@ -85,19 +99,25 @@ def load_latest(run_dir: Path, n_sites: int, device: torch.device,
             return None
     with safe_open(str(path), framework="pt", device=str(device)) as f:  # one read
         saved = set(f.keys())
-        order = json.loads((f.metadata() or {}).get("order", "[]"))
+        meta = f.metadata() or {}
+        order, paths = json.loads(meta.get("order", "[]")), json.loads(meta.get("paths", "{}"))
+        empty = {h: [tuple(p) for p in v] for h, v in json.loads(meta.get("empty", "{}")).items()}
         keys = [k for k in order if k in saved] + sorted(saved - set(order))
         tensors = {k: f.get_tensor(k) for k in keys}
-    parts: dict[str, State] = {"global": {}, "server": {}, "memory": {}, "same": {}}
-    lists: dict[str, list[State]] = {h: [{} for _ in range(n_sites)]
-                                     for h in ("site", "codec", "shared")}
+    parts: dict[str, dict] = {"global": {}, "server": {}, "memory": {}, "same": {}}
+    lists: dict[str, list[dict]] = {h: [{} for _ in range(n_sites)]
+                                    for h in ("site", "codec", "shared")}
     for key, value in tensors.items():
         head, rest = key.split("/", 1)
         if head in lists:
             i, name = rest.split("/", 1)
-            lists[head][int(i)][name] = value
+            path = tuple(paths.get(key, [name]))
+            lists[head][int(i)][path] = value
         else:
-            parts[head][rest] = value
+            parts[head][tuple(paths.get(key, [rest]))] = value
+    parts = {h: unflatten(v, empty.get(h, [])) for h, v in parts.items()}
+    lists = {h: [unflatten(s, empty.get(f"{h}/{i}", [])) for i, s in enumerate(states)]
+             for h, states in lists.items()}
     for key, j in parts.pop("same").items():
         lists["shared"][int(key)] = lists["shared"][int(j)]
     shared = lists["shared"] if any(lists["shared"]) else []

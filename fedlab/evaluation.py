@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .history import GLOBAL, History
-from .metrics import task_metrics
+from .engine.evaluate import score_sites
+from .history import History
 from .models import model_for_run
 from .sites import Site
-from .training import predict, resolve_device
+from .training import resolve_device
 
 __all__ = ["evaluate", "cross_site", "compare", "who_gains"]
 
@@ -40,21 +39,10 @@ def evaluate(model: nn.Module, sites: Sequence[Site], state: State | None = None
     """
     dev = resolve_device(device)
     model = model.to(dev)
-    if state is not None:
-        model.load_state_dict(state)
-    rows, probs, labels, loss = [], [], [], 0.0
-    for site in sites:
-        x, y = site.tensors(split, dev)
-        p, site_loss = predict(model, x, y)
-        y_np = y.cpu().numpy()
-        rows.append({"site": site.name, **task_metrics(p, y_np, site_loss)})
-        if len(y_np):
-            probs.append(p)
-            labels.append(y_np)
-            loss += site_loss
-    rows.append({"site": GLOBAL, **task_metrics(np.concatenate(probs),
-                                                          np.concatenate(labels), loss)})
-    return pd.DataFrame(rows).set_index("site")
+    if state is None:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rows = score_sites(model, [state] * len(sites), sites, split, dev)
+    return pd.DataFrame([{"site": name, **m} for name, m in rows]).set_index("site")
 
 
 def cross_site(history: History, sites: Sequence[Site], metric: str = "accuracy",

@@ -147,7 +147,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         network=network_config(links) if links is not None else None,
         **({"topology": topo.name, "topology_params": topo} if topo.decentralised else {}))
     net = spec.build(seed).to(dev)
-    strategy = strategy.bind(net, [t.n_examples for t in trainers])
+    strategy = strategy.bind(net, {t.name: t.n_examples for t in trainers})
     initial = clone(net.state_dict())
     ctx = RoundContext(0, strategy, trainers, seed, cfg, spec, str(dev), executor, wire,
                        History(config), [strategy.init_site_state(clone(initial))

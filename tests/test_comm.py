@@ -196,11 +196,11 @@ def test_partial_participation_logs_and_averages_only_participants(federation):
 def test_scaffold_scales_its_control_update_by_the_share_of_examples(federation):
     from fedlab.strategies import Scaffold, Update
 
-    s = Scaffold(param_keys=("w",)).bind(torch.nn.Linear(1, 1), [30, 70])
-    server = {"control/w": torch.zeros(2)}
+    s = Scaffold(param_keys=("w",)).bind(torch.nn.Linear(1, 1), {"a": 30, "b": 70})
+    server = {"control": {"w": torch.zeros(2)}}
     up = Update("a", {"w": torch.ones(2), "control/w": torch.full((2,), 2.0)}, 30)
     _, new = s.aggregate({"w": torch.zeros(2)}, [up], server)
-    assert torch.allclose(new["control/w"], torch.full((2,), 0.6))  # 2 * 30 / 100
+    assert torch.allclose(new["control"]["w"], torch.full((2,), 0.6))  # 2 * 30 / 100
     h = fl.run(federation, strategy="scaffold", clients_per_round=2, **FAST)
     assert np.isfinite(h.final("loss"))
 

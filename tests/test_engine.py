@@ -57,22 +57,23 @@ def test_site_task_is_pure_and_picklable(federation):
     spec = fl.models.ModelSpec.for_sites("mlp", federation)
     net = spec.build(seed=0)
     start = {k: v.clone() for k, v in net.state_dict().items()}
-    strategy = fl.strategies.Scaffold().bind(net, [s.n_examples for s in federation])
-    own = {k: torch.full_like(v, 0.01) for k, v in strategy.init_site_state(start).items()}
+    strategy = fl.strategies.Scaffold().bind(net, {s.name: s.n_examples for s in federation})
+    own = {"control": {k: torch.full_like(v, 0.01)
+                       for k, v in strategy.init_site_state(start)["control"].items()}}
     received = strategy.message_down(start, strategy.init_server_state(start))
     task = SiteTask(strategy, spec, federation[0], 0, 1, 3, received, own,
                     fl.training.TrainConfig(steps=2, batch_size=8, optimizer="sgd", lr=0.1))
-    before = {k: v.clone() for k, v in own.items()}
+    before = {k: v.clone() for k, v in own["control"].items()}
     torch.manual_seed(123)
     probe = torch.rand(1)
     torch.manual_seed(123)
     r1 = run_site_task(task)
     assert torch.equal(torch.rand(1), probe)  # the caller's random state is untouched
-    assert all(torch.equal(own[k], before[k]) for k in own)  # the input is not edited
+    assert all(torch.equal(own["control"][k], before[k]) for k in before)  # not edited
     r2 = run_site_task(pickle.loads(pickle.dumps(task)), Sequential()._network(task))
     assert all(torch.equal(r1.update.payload[k], r2.update.payload[k])
                for k in r1.update.payload)
-    assert any(not torch.equal(r1.site_state[k], before[k]) for k in before)
+    assert any(not torch.equal(r1.site_state["control"][k], before[k]) for k in before)
 
 
 @pytest.mark.parametrize("topology", ["cyclic", "ring", "swarm"])
@@ -174,3 +175,36 @@ def test_config_errors_name_the_argument(federation):
         fl.Eval(every=0)
     with pytest.raises(TypeError, match="train must be a fedlab.Train"):
         fl.run(federation, rounds=1, train={"lr": 0.1})
+
+
+def test_nested_states_survive_a_checkpoint_exactly(tmp_path):
+    from fedlab.checkpoint import Checkpoint, load_latest, save_round
+
+    server = {"base": {}, "dp": {"rates": torch.tensor([1.0, 0.5], dtype=torch.float64),
+                                 "deep": {"x": torch.ones(2)}}, "flat/with/slash": torch.zeros(1)}
+    sites = [{"control": {"w": torch.full((2,), float(i))}, "steps": torch.tensor(i)}
+             for i in range(2)]
+    ckpt = Checkpoint(1, {"w": torch.ones(2)}, server, sites, [{}, {}])
+    history = fl.History({"rounds": 1})
+    history.rounds.append({"round": 1})
+    save_round(tmp_path, ckpt, history)
+    back, _ = load_latest(tmp_path, 2, torch.device("cpu"))
+    assert back.server_state.keys() == server.keys() and back.server_state["base"] == {}
+    assert list(back.server_state["dp"]) == ["rates", "deep"]
+    assert torch.equal(back.server_state["dp"]["deep"]["x"], torch.ones(2))
+    assert torch.equal(back.server_state["flat/with/slash"], torch.zeros(1))
+    assert [s["control"]["w"].tolist() for s in back.site_states] == [[0.0, 0.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize("make", [
+    lambda names: fl.privacy.DP(fl.strategies.FedAdam(), noise_multiplier=0.5, clip=1.0),
+    lambda names: fl.privacy.SecAgg(fl.strategies.FedAvgM(), sites=names),
+    lambda names: fl.privacy.DPSGD(noise_multiplier=1.0),
+])
+def test_wrappers_with_nested_state_resume_to_the_same_history(federation, tmp_path, make):
+    strategy = make(tuple(s.name for s in federation))
+    full = fl.run(federation, strategy=strategy, rounds=3, **KW)
+    fl.run(federation, strategy=strategy, rounds=1, run_dir=tmp_path, **KW)
+    resumed = fl.run(federation, strategy=strategy, rounds=3, run_dir=tmp_path, resume=True,
+                     **KW)
+    assert resumed.equals(full)

@@ -132,6 +132,12 @@ def test_secagg_rejects_bad_input():
         SecAgg(sites=("a", "b"), threshold=3)
 
 
+def test_secagg_roster_must_be_the_federation(federation):
+    names = tuple(s.name for s in federation)
+    with pytest.raises(ValueError, match=rf"roster.*missing \['{names[-1]}'\], unknown \['zz'\]"):
+        fl.run(federation, strategy=SecAgg(FedAvg(), sites=(*names[:-1], "zz")), **KW)
+
+
 # -- client-level DP ----------------------------------------------------------------
 def test_clipped_norms_never_exceed_the_bound():
     gen = torch.Generator().manual_seed(0)

@@ -136,16 +136,16 @@ def test_server_steps_by_hand():
     x, st = a.aggregate(g, avg_is_2, a.init_server_state(g))
     mom, v = 0.1 * 2.0, 0.99 * 1e-6 + 0.01 * 4.0
     assert x["w"].item() == pytest.approx(0.1 * mom / (v ** 0.5 + 1e-3), rel=1e-5)
-    assert (st["m/w"].item(), st["v/w"].item()) == pytest.approx((mom, v), rel=1e-5)
+    assert (st["m"]["w"].item(), st["v"]["w"].item()) == pytest.approx((mom, v), rel=1e-5)
     y = FedYogi(beta2=0.99, tau=1e-3)
     st = y.aggregate(g, avg_is_2, y.init_server_state(g))[1]
-    assert st["v/w"].item() == pytest.approx(1e-6 + 0.01 * 4.0, rel=1e-5)
+    assert st["v"]["w"].item() == pytest.approx(1e-6 + 0.01 * 4.0, rel=1e-5)
 
 
 def test_scaffold_aggregate_by_hand():
     s = Scaffold(server_lr=0.5)
     g = {"w": torch.tensor([1.0]), "n": torch.tensor(4)}
-    server = {"control/w": torch.tensor([0.1])}
+    server = {"control": {"w": torch.tensor([0.1])}}
     ups = [Update("a", {"w": torch.tensor([2.0]), "n": torch.tensor(2),
                         "control/w": torch.tensor([0.3])}, 3),
            Update("b", {"w": torch.tensor([-2.0]), "n": torch.tensor(2),
@@ -153,8 +153,8 @@ def test_scaffold_aggregate_by_hand():
     new, server2 = s.aggregate(g, ups, server)  # weights 3/4 and 1/4
     assert new["w"].item() == pytest.approx(1.0 + 0.5 * 1.0)  # params: server_lr * mean
     assert new["n"].item() == 6  # buffers: plain mean change, no server_lr
-    assert server2["control/w"].item() == pytest.approx(0.1 + 0.2)
-    assert server["control/w"].item() == pytest.approx(0.1)  # inputs untouched
+    assert server2["control"]["w"].item() == pytest.approx(0.1 + 0.2)
+    assert server["control"]["w"].item() == pytest.approx(0.1)  # inputs untouched
 
 
 # -- FedBN: the normalisation layers never leave the site --------------------------
@@ -163,7 +163,7 @@ def test_fedbn_never_sends_norm_layers(federation, tmp_path):
     local = {f"features.{i}.{k}" for i in (1, 5) for k in
              ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
     assert set(norm_keys(model)) == local  # nn.Sequential indices, found by module type
-    strategy = FedBN().bind(model, [1])
+    strategy = FedBN().bind(model, {"a": 1})
     state = model.state_dict()
     shared = {k: v for k, v in state.items() if k not in local}
     assert set(strategy.message_down(state, {})) == set(shared)
@@ -183,7 +183,7 @@ def test_fedbn_without_norm_layers_says_what_to_do(federation):
     with pytest.raises(ValueError, match="cnn-bn"):
         fl.run(federation, strategy="fedbn", **FAST)
     with pytest.raises(ValueError, match="local_keys"):
-        FedBN(local_keys=("nope",)).bind(fl.models.MLP(), [1])
+        FedBN(local_keys=("nope",)).bind(fl.models.MLP(), {"a": 1})
 
 
 # -- every registered strategy runs, checkpoints and resumes -------------------------

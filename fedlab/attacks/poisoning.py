@@ -25,6 +25,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data.base import Split
 from ..sites import Site
@@ -157,9 +158,9 @@ class Byzantine(Wrapper):
                           for k, v in forged.items()}
         return update
 
-    def extra_messages(self, rnd: int, updates: list[Update]) -> list[dict]:
-        unknown = sorted(set(self.sites) - {u.site for u in updates})
-        if rnd == 1 and unknown:
-            raise ValueError(f"sites must name sites of the federation "
-                             f"{[u.site for u in updates]}, got {unknown}")
-        return self.base.extra_messages(rnd, updates)
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> Byzantine:
+        unknown = sorted(set(self.sites) - set(examples))
+        if unknown:
+            raise ValueError(f"sites must name sites of the federation {list(examples)}, "
+                             f"got {unknown}")
+        return super().bind(model, examples)

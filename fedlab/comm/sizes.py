@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..models import create_model
+from ..models import ModelSpec
 from .codecs import Codec, CodecContext, get_codec, serialized_size
 
 __all__ = ["model_size", "model_sizes", "model_size_table", "message_size"]
@@ -36,8 +36,7 @@ def model_size(model: str | nn.Module, codec: str | Codec | None = None,
     """
     if isinstance(model, str):
         name = model
-        model = create_model(model, in_channels=in_channels, n_classes=n_classes,
-                             image_size=image_size)
+        model = ModelSpec(model, in_channels, n_classes, image_size).build()
     else:
         name = type(model).__name__
     state = {k: v.detach() for k, v in model.state_dict().items()}
@@ -54,7 +53,7 @@ def model_sizes(models: Sequence[str | nn.Module] = ("mlp", "cnn", "cnn-bn"),
     """:func:`model_size` for every model and codec, one row each."""
     rows = []
     for m in models:
-        net = create_model(m, **shape) if isinstance(m, str) else m
+        net = ModelSpec(m, **shape).build() if isinstance(m, str) else m
         for c in codecs:
             row = model_size(net, c)
             row["model"] = m if isinstance(m, str) else row["model"]

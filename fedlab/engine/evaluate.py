@@ -21,31 +21,40 @@ from ..sites import Site
 from ..strategies.base import State
 from ..training import predict
 
-__all__ = ["evaluate_sites", "evaluate_pooled", "POOLED"]
+__all__ = ["score_sites", "evaluate_sites", "evaluate_pooled", "pooled_test", "POOLED"]
 
 POOLED = "pooled"
 
 
+def score_sites(net: nn.Module, states: Sequence[State], sites: Sequence[Site], split: str,
+                dev: torch.device) -> list[tuple[str, dict]]:
+    """``states[i]`` scored on site ``i``'s ``split``, then every site's patients together
+    (``"global"``, each scored by their own site's model): (name, metrics) pairs. A state
+    shared by consecutive sites is loaded once. The one scoring of fedlab: the run's
+    evaluation and :func:`fedlab.evaluate` both use it."""
+    rows, probs, labels, loss, loaded = [], [], [], 0.0, None
+    for site, state in zip(sites, states, strict=True):
+        if state is not loaded:
+            net.load_state_dict(state)
+            loaded = state
+        x, y = site.tensors(split, dev)
+        p, site_loss = predict(net, x, y)
+        y_np = y.cpu().numpy()
+        rows.append((site.name, task_metrics(p, y_np, site_loss)))
+        if len(y_np):
+            probs.append(p)
+            labels.append(y_np)
+            loss += site_loss
+    rows.append((GLOBAL, task_metrics(np.concatenate(probs), np.concatenate(labels), loss)))
+    return rows
+
+
 def evaluate_sites(history: History, rnd: int, net: nn.Module, states: Sequence[State],
                    sites: Sequence[Site], splits: Sequence[str], dev: torch.device) -> None:
-    """Score ``states[i]`` on site ``i``'s splits, and every site's on their union."""
-    loaded = None
+    """Log :func:`score_sites` of every split in ``splits`` into the History."""
     for split in splits:
-        probs, labels, loss = [], [], 0.0
-        for site, state in zip(sites, states, strict=True):
-            if state is not loaded:
-                net.load_state_dict(state)
-                loaded = state
-            x, y = site.tensors(split, dev)
-            p, site_loss = predict(net, x, y)
-            y_np = y.cpu().numpy()
-            history.log_metrics(rnd, site.name, split, task_metrics(p, y_np, site_loss))
-            if len(y_np):
-                probs.append(p)
-                labels.append(y_np)
-                loss += site_loss
-        history.log_metrics(rnd, GLOBAL, split, task_metrics(
-            np.concatenate(probs), np.concatenate(labels), loss))
+        for name, metrics in score_sites(net, states, sites, split, dev):
+            history.log_metrics(rnd, name, split, metrics)
 
 
 def pooled_test(sites: Sequence[Site], dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..comm.codecs import Identity
 from ..history import GLOBAL, History
+from ..state import clone as clone_tree
 from ..strategies.base import State, Strategy
 from ..strategies.robust import Rule
 
@@ -62,8 +63,8 @@ def params(obj: Any) -> Any:
 
 
 def clone(state: State) -> State:
-    """A detached copy of every tensor of ``state``."""
-    return {k: v.detach().clone() for k, v in state.items()}
+    """A detached copy of every tensor of ``state`` (nested states too)."""
+    return clone_tree(state)
 
 
 def end_of_round(history: History, rnd: int, bar, progress: bool,

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..models import ModelSpec
 from ..sites import Site
+from ..state import clone
 from ..strategies.base import ClientContext, State, Strategy, Update
 from ..training import TrainConfig, derive_seed
 
@@ -66,7 +67,7 @@ def run_site_task(task: SiteTask, net: nn.Module | None = None) -> SiteResult:
     dev = torch.device(task.device)
     if net is None:
         net = task.model.build().to(dev)
-    site_state = {k: v.clone() for k, v in task.site_state.items()}  # the caller's stays
+    site_state = clone(task.site_state)  # the caller's stays as it was
     with torch.random.fork_rng(devices=_devices(dev)):
         torch.manual_seed(derive_seed(task.seed, task.round, task.index, 0))  # dropout
         generator = torch.Generator().manual_seed(derive_seed(task.seed, task.round,

@@ -3,13 +3,12 @@ and every site's own model, by name (``"global"``, a site name, ``"<run> <model>
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 
 from torch import nn
 
 from ..history import GLOBAL, History
-from ..models import MODELS, create_model
+from ..models import MODELS, ModelSpec
 from ..sites import Site
 
 __all__ = ["build_model", "architecture", "history_models", "runs_models"]
@@ -20,17 +19,13 @@ def build_model(state: dict, model: str | nn.Module = "cnn",
                 n_classes: int = 2, image_size: int = 28) -> nn.Module:
     """A model in eval mode carrying ``state`` (e.g. ``history.final_state``).
 
-    ``model`` is a name for :func:`fedlab.models.create_model` (shapes taken from
-    ``sites`` when given) or a module (copied, then loaded).
+    ``model`` is a name of :data:`fedlab.models.MODELS` (shapes taken from ``sites``
+    when given) or a module (copied, then loaded); built by
+    :class:`~fedlab.models.ModelSpec`, as the run built it.
     """
-    if isinstance(model, nn.Module):
-        net = copy.deepcopy(model)
-    else:
-        if sites is not None:
-            x, _ = sites[0].tensors("train")
-            in_channels, n_classes, image_size = x.shape[1], len(sites[0].classes), x.shape[-1]
-        net = create_model(model, in_channels=in_channels, n_classes=n_classes,
-                           image_size=image_size)
+    spec = (ModelSpec.for_sites(model, sites) if sites is not None
+            else ModelSpec(model, in_channels, n_classes, image_size))
+    net = spec.build()  # leaves the caller's random state as it was
     net.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
     return net.eval()
 

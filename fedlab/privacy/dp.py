@@ -44,6 +44,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from ..state import Tree
 from ..strategies.base import ClientContext, State, Update
 from ..strategies.fedavg import FedAvg
 from ..strategies.wrapper import Wrapper
@@ -53,7 +54,6 @@ from .accountant import ACCOUNTANTS, epsilon
 __all__ = ["DP", "DPFedAvg", "update_delta", "delta_norm", "clip_delta", "add_noise",
            "noise_std"]
 
-_P = "dp/"  # prefix of the wrapper's own server-state entries
 
 
 def update_delta(payload: State, reference: State) -> State:
@@ -146,8 +146,8 @@ class DP(Wrapper):
         if not 0 < self.delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {self.delta}")
 
-    def bind(self, model: nn.Module, n_examples: list[int]) -> DP:
-        return replace(self, base=self.base.bind(model, n_examples), n_sites=len(n_examples))
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> DP:
+        return replace(self, base=self.base.bind(model, examples), n_sites=len(examples))
 
     @property
     def accounting_sigma(self) -> float:
@@ -162,16 +162,16 @@ class DP(Wrapper):
         return epsilon(self.accounting_sigma, rate, rounds, self.delta, self.accountant)
 
     # -- server half -------------------------------------------------------------
-    def init_server_state(self, global_state: State) -> State:
-        return {**self.base.init_server_state(global_state),
-                _P + "rates": torch.zeros(0, dtype=torch.float64)}
+    def init_server_state(self, global_state: State) -> Tree:
+        return {"base": self.base.init_server_state(global_state),
+                "dp": {"rates": torch.zeros(0, dtype=torch.float64)}}
 
-    def message_down(self, global_state: State, server_state: State) -> State:
-        return self.base.message_down(global_state, _inner(server_state))
+    def message_down(self, global_state: State, server_state: Tree) -> State:
+        return self.base.message_down(global_state, server_state["base"])
 
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:
-        rates = server_state[_P + "rates"]
+        rates = server_state["dp"]["rates"]
         rnd = len(rates) + 1
         extra = {k for u in updates for k in u.payload if k not in global_state}
         if extra:
@@ -187,25 +187,27 @@ class DP(Wrapper):
                    for k, v in global_state.items()}
         merged = Update("dp-mean", payload, sum(u.n_examples for u in updates))
         new_global, inner_state = self.base.aggregate(global_state, [merged],
-                                                      _inner(server_state))
+                                                      server_state["base"])
         norms = torch.tensor([u.metrics.get("update_norm", float("nan")) for u in updates])
         sampled = self.mode == "central" and self.n_sites
         rate = torch.tensor([min(1.0, m / self.n_sites) if sampled else 1.0],
                             dtype=torch.float64)
-        return new_global, {**inner_state, _P + "rates": torch.cat([rates, rate]),
-                            _P + "clipped": (norms > self.clip).double().mean(),
-                            _P + "norm": norms.median().double()}
+        return new_global, {"base": inner_state,
+                            "dp": {"rates": torch.cat([rates, rate]),
+                                   "clipped": (norms > self.clip).double().mean(),
+                                   "norm": norms.median().double()}}
 
     def round_report(self, rnd: int, server_state: State) -> dict[str, float]:
-        report = self.base.round_report(rnd, _inner(server_state))
-        rates = server_state[_P + "rates"].tolist()
+        report = self.base.round_report(rnd, server_state["base"])
+        own = server_state["dp"]
+        rates = own["rates"].tolist()
         sigma = self.accounting_sigma
         phases = [(sigma, q, 1) for q in rates[:-1]]
         eps = (epsilon(sigma, rates[-1], 1, self.delta, self.accountant, history=phases)
                if rates else 0.0)
         return {**report, "epsilon": eps, "delta": self.delta,
-                "clipped_fraction": float(server_state.get(_P + "clipped", torch.nan)),
-                "median_update_norm": float(server_state.get(_P + "norm", torch.nan))}
+                "clipped_fraction": float(own.get("clipped", torch.nan)),
+                "median_update_norm": float(own.get("norm", torch.nan))}
 
     # -- client half -------------------------------------------------------------
     def client_update(self, ctx: ClientContext) -> Update:
@@ -227,6 +229,3 @@ def DPFedAvg(noise_multiplier: float = 1.0, clip: float = 1.0,
     """DP-FedAvg (McMahan et al. 2018): :class:`DP` around :class:`~fedlab.strategies.FedAvg`."""
     return DP(FedAvg(), noise_multiplier, clip, mode, delta, accountant, seed)
 
-
-def _inner(server_state: State) -> State:
-    return {k: v for k, v in server_state.items() if not k.startswith(_P)}

@@ -33,7 +33,7 @@ from .accountant import ACCOUNTANTS, epsilon, require_opacus
 
 __all__ = ["DPSGD", "dp_sgd_epochs"]
 
-_STEPS = "dpsgd/steps"
+_STEPS = "steps"  # a site's DP-SGD steps so far, in its state
 
 
 def dp_sgd_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
@@ -132,10 +132,12 @@ class DPSGD(FedAvg):
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:
         new_global, _ = super().aggregate(global_state, updates, server_state)
-        eps = {f"epsilon/{u.site}": torch.tensor(u.metrics["epsilon"], dtype=torch.float64)
-               for u in updates}
-        return new_global, {**server_state, **eps}
+        eps = {**server_state.get("epsilon", {}),
+               **{u.site: torch.tensor(u.metrics["epsilon"], dtype=torch.float64)
+                  for u in updates}}
+        return new_global, {**server_state, "epsilon": eps}
 
-    def round_report(self, rnd: int, server_state: State) -> dict[str, float]:
-        eps = {k: float(v) for k, v in server_state.items() if k.startswith("epsilon/")}
+    def round_report(self, rnd: int, server_state) -> dict[str, float]:
+        eps = {f"epsilon/{site}": float(v)
+               for site, v in server_state.get("epsilon", {}).items()}
         return {**eps, "epsilon": max(eps.values(), default=0.0), "delta": self.delta}

@@ -18,12 +18,11 @@ Privacy-Preserving Machine Learning", ACM CCS 2017. Per round:
    recomputes and removes the masks they shared with survivors; for the survivors
    they reveal shares of ``b``. With at least ``t`` survivors the server gets the sum.
 
-Simulation shortcuts, stated plainly: DH runs in the multiplicative group modulo the
-Mersenne prime ``2**61 - 1`` and the PRG is PyTorch's generator (both far too weak for
-real use); the secrets of each site derive from ``seed``, its name and the round, so a
-run is reproducible; shares are not encrypted. The bytes of steps 1, 2 and 4 are logged
-in the ledger (``what="keys"`` / ``"shares"``); step 3 is the model upload, whose
-integer tensors are larger than float32 ones.
+Simulation shortcuts, stated plainly: DH runs modulo the Mersenne prime ``2**61 - 1``
+and the PRG is PyTorch's generator (both far too weak for real use); each site's
+secrets derive from ``seed``, its name and the round (a run is reproducible); shares are
+not encrypted. Steps 1, 2 and 4 are logged in the ledger (``what="keys"`` /
+``"shares"``); step 3 is the model upload (integer tensors, larger than float32 ones).
 """
 
 from __future__ import annotations
@@ -35,7 +34,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch import nn
 
+from ..state import Tree
 from ..strategies.base import ClientContext, State, Update
 from ..strategies.wrapper import Wrapper
 from ..training import derive_seed
@@ -93,9 +94,8 @@ class SecAgg(Wrapper):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.base.rule is not None:
-            raise ValueError(f"secure aggregation reveals only the sum of the updates, and "
-                             f"combine={self.base.rule} needs each update: they cannot be "
-                             f"combined")
+            raise ValueError(f"secure aggregation reveals only the sum of the updates; "
+                             f"combine={self.base.rule} needs each update")
         object.__setattr__(self, "sites", tuple(self.sites))
         object.__setattr__(self, "dropped", tuple(self.dropped))
         if len(self.sites) < 2:
@@ -112,6 +112,13 @@ class SecAgg(Wrapper):
         if not 0 < self.scale_bits < self.modulus_bits <= 62:
             raise ValueError("need 0 < scale_bits < modulus_bits <= 62, got "
                              f"scale_bits={self.scale_bits}, modulus_bits={self.modulus_bits}")
+
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> SecAgg:
+        missing, unknown = set(examples) - set(self.sites), set(self.sites) - set(examples)
+        if missing or unknown:
+            raise ValueError(f"sites (the roster) must be the federation's sites {list(examples)}"
+                             f": missing {sorted(missing)}, unknown {sorted(unknown)}")
+        return super().bind(model, examples)
 
     @property
     def t(self) -> int:
@@ -168,12 +175,12 @@ class SecAgg(Wrapper):
         return Update(update.site, masked, update.n_examples, dict(update.metrics))
 
     # -- server half --------------------------------------------------------------
-    def init_server_state(self, global_state: State) -> State:
-        return {**self.base.init_server_state(global_state),
-                "secagg/round": torch.zeros((), dtype=torch.int64)}
+    def init_server_state(self, global_state: State) -> Tree:
+        return {"base": self.base.init_server_state(global_state),
+                "secagg": {"round": torch.zeros((), dtype=torch.int64)}}
 
-    def message_down(self, global_state: State, server_state: State) -> State:
-        return self.base.message_down(global_state, _inner(server_state))
+    def message_down(self, global_state: State, server_state: Tree) -> State:
+        return self.base.message_down(global_state, server_state["base"])
 
     def unmask(self, rnd: int, updates: list[Update]) -> State:
         """Step 4: the sum of the surviving sites' encoded updates, as floats."""
@@ -199,11 +206,9 @@ class SecAgg(Wrapper):
 
     def sum_error(self, rnd: int, payloads: Mapping[str, State],
                   n_examples: Mapping[str, int]) -> float:
-        """Check the protocol once: mask every site's payload for round ``rnd``
-        (:meth:`mask`), unmask what survives (:meth:`unmask`) and return the largest
-        absolute difference from the plain example-weighted sum of the survivors'
-        payloads. It should be of the order of the fixed-point resolution
-        ``2**-scale_bits`` times the number of sites."""
+        """Mask every site's payload for round ``rnd``, unmask what survives and return
+        the largest absolute difference from the plain example-weighted sum of the
+        survivors' payloads: about ``2**-scale_bits`` times the number of sites."""
         updates = [Update(s, self.mask(s, rnd, payloads[s], n_examples[s]), n_examples[s])
                    for s in self.sites]
         total = self.unmask(rnd, updates)
@@ -215,14 +220,14 @@ class SecAgg(Wrapper):
 
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:
-        rnd = int(server_state["secagg/round"]) + 1
+        rnd = int(server_state["secagg"]["round"]) + 1
         total = self.unmask(rnd, updates)
         n = float(total.pop(_N))
         mean = {k: (total[k] / n).to(v.dtype) if v.is_floating_point()
                 else (total[k] / n).round().to(v.dtype) for k, v in global_state.items()}
         new_global, inner_state = self.base.aggregate(
-            global_state, [Update("secagg-sum", mean, round(n))], _inner(server_state))
-        return new_global, {**inner_state, "secagg/round": torch.tensor(rnd)}
+            global_state, [Update("secagg-sum", mean, round(n))], server_state["base"])
+        return new_global, {"base": inner_state, "secagg": {"round": torch.tensor(rnd)}}
 
     def extra_messages(self, rnd: int, updates: list[Update]) -> list[dict]:
         n, gone = len(self.sites), self.drops(rnd)
@@ -240,9 +245,6 @@ class SecAgg(Wrapper):
         return rows + self.base.extra_messages(rnd, updates)
 
     def round_report(self, rnd: int, server_state: State) -> dict[str, float]:
-        return {**self.base.round_report(rnd, _inner(server_state)),
+        return {**self.base.round_report(rnd, server_state["base"]),
                 "dropped": float(len(self.drops(rnd)))}
 
-
-def _inner(server_state: State) -> State:
-    return {k: v for k, v in server_state.items() if not k.startswith("secagg/")}

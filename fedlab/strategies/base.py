@@ -3,7 +3,8 @@
 A strategy is a frozen dataclass of hyper-parameters. The state it needs between
 rounds is passed in and out explicitly (server state held by the run loop, site state
 held by each site), so strategies stay pure, checkpoints capture everything, and
-resuming a run reproduces it.
+resuming a run reproduces it. Messages and model states are flat ``{name: tensor}``
+dicts; a strategy's own server and site state may nest (:mod:`fedlab.state`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..state import State, Tree
 from ..training import TrainConfig, train_epochs
 from .robust import Rule, combine_states, get_rule
 
-__all__ = ["Strategy", "ClientContext", "Update", "State"]
-
-State = dict[str, torch.Tensor]
+__all__ = ["Strategy", "ClientContext", "Update", "State", "Tree"]
 
 
 @dataclass
@@ -110,14 +110,15 @@ class Strategy:
         """The strategy's name, with its robust rule if it has one (``fedavg+median``)."""
         return f"{self.name}+{self.rule.name}" if self.rule is not None else self.name
 
-    def bind(self, model: nn.Module, n_examples: list[int]) -> Strategy:
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> Strategy:
         """The strategy to use for this run; ``run`` calls it once, with the built model
-        and the sites' training-example counts.
+        and the federation: each site's training examples by site name.
 
         Strategies that must know the model's structure (which state keys are trainable
         parameters, which belong to normalisation layers) or the whole federation (SCAFFOLD's
-        share of examples when only some sites take part) resolve it here and return a
-        copy made with :func:`dataclasses.replace`. The default returns ``self``.
+        share of examples when only some sites take part, the sites an attack names)
+        resolve or check it here and return a copy made with
+        :func:`dataclasses.replace`. The default returns ``self``.
         """
         return self
 

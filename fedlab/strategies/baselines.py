@@ -15,8 +15,8 @@ from .fedavg import FedAvg
 
 __all__ = ["Centralized", "LocalOnly"]
 
-#: the key prefix under which a site keeps its own model in its state
-OWN_PREFIX = "model."
+#: the key under which a site keeps its own model in its state
+OWN = "model"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class LocalOnly(Strategy):
 
     def client_update(self, ctx: ClientContext) -> Update:
         metrics = ctx.train()
-        ctx.site_state.update({OWN_PREFIX + k: v for k, v in ctx.model_state().items()})
+        ctx.site_state[OWN] = ctx.model_state()
         return ctx.update({}, metrics)
 
     def aggregate(self, global_state: State, updates: list[Update],
@@ -62,4 +62,4 @@ class LocalOnly(Strategy):
 
 def own_model(site_state: State) -> State:
     """The model a site keeps in its own state (empty if none)."""
-    return {k[len(OWN_PREFIX):]: v for k, v in site_state.items() if k.startswith(OWN_PREFIX)}
+    return site_state.get(OWN, {})

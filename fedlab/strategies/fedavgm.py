@@ -50,10 +50,10 @@ class FedAvgM(FedOpt):
             raise ValueError(f"beta must be in [0, 1), got {self.beta}")
 
     def init_server_state(self, global_state: State) -> State:
-        return {f"momentum/{k}": torch.zeros_like(global_state[k])
-                for k in self.params(global_state)}
+        return {"momentum": {k: torch.zeros_like(global_state[k])
+                             for k in self.params(global_state)}}
 
-    def direction(self, key: str, delta: torch.Tensor, moments: State) -> torch.Tensor:
-        v = self.beta * moments[f"momentum/{key}"] + delta
-        moments[f"momentum/{key}"] = v
+    def direction(self, key: str, delta: torch.Tensor, moments) -> torch.Tensor:
+        v = self.beta * moments["momentum"][key] + delta
+        moments["momentum"][key] = v
         return v

@@ -65,7 +65,7 @@ class FedBN(FedAvg):
     peer_to_peer: ClassVar[bool] = False  # its server half is not a plain mean
     local_keys: tuple[str, ...] = ()
 
-    def bind(self, model: nn.Module, n_examples: list[int]) -> FedBN:
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> FedBN:
         keys = tuple(self.local_keys) or norm_keys(model)
         if not keys:
             raise ValueError(f"FedBN keeps normalisation layers local, but the model "

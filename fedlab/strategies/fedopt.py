@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..state import Tree
 from .base import State, Update
 from .fedavg import FedAvg
 
@@ -54,7 +55,7 @@ class FedOpt(FedAvg):
         if not self.server_lr > 0:
             raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
 
-    def bind(self, model: nn.Module, n_examples: list[int]) -> FedOpt:
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> FedOpt:
         return self if self.param_keys else replace(self, param_keys=trainable_keys(model))
 
     def params(self, state: State) -> list[str]:
@@ -64,15 +65,17 @@ class FedOpt(FedAvg):
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:
         average, _ = super().aggregate(global_state, updates, server_state)
-        new_global, new_server = dict(average), dict(server_state)
+        new_global = dict(average)
+        new_server = {group: dict(moments) for group, moments in server_state.items()}
         for key in self.params(global_state):
             delta = average[key] - global_state[key]
             step = self.direction(key, delta, new_server)
             new_global[key] = global_state[key] + self.server_lr * step
         return new_global, new_server
 
-    def direction(self, key: str, delta: torch.Tensor, moments: State) -> torch.Tensor:
-        """The step direction for one tensor; may replace its entries in ``moments``."""
+    def direction(self, key: str, delta: torch.Tensor, moments: Tree) -> torch.Tensor:
+        """The step direction for one tensor; may replace its entries in ``moments``
+        (the server state: one dict of tensors per kind of moment)."""
         return delta
 
 
@@ -103,17 +106,15 @@ class FedAdagrad(FedOpt):
         if not self.tau > 0:
             raise ValueError(f"tau must be > 0, got {self.tau}")
 
-    def init_server_state(self, global_state: State) -> State:
-        state: State = {}
-        for key in self.params(global_state):
-            state[f"m/{key}"] = torch.zeros_like(global_state[key])
-            state[f"v/{key}"] = torch.full_like(global_state[key], self.tau ** 2)
-        return state
+    def init_server_state(self, global_state: State) -> Tree:
+        keys = self.params(global_state)
+        return {"m": {k: torch.zeros_like(global_state[k]) for k in keys},
+                "v": {k: torch.full_like(global_state[k], self.tau ** 2) for k in keys}}
 
-    def direction(self, key: str, delta: torch.Tensor, moments: State) -> torch.Tensor:
-        m = self.beta1 * moments[f"m/{key}"] + (1 - self.beta1) * delta
-        v = self.second_moment(moments[f"v/{key}"], delta * delta)
-        moments[f"m/{key}"], moments[f"v/{key}"] = m, v
+    def direction(self, key: str, delta: torch.Tensor, moments: Tree) -> torch.Tensor:
+        m = self.beta1 * moments["m"][key] + (1 - self.beta1) * delta
+        v = self.second_moment(moments["v"][key], delta * delta)
+        moments["m"][key], moments["v"][key] = m, v
         return m / (v.sqrt() + self.tau)
 
     def second_moment(self, v: torch.Tensor, delta_sq: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .base import ClientContext, State, Update
-from .baselines import OWN_PREFIX, own_model
+from .baselines import OWN, own_model
 from .fedavg import FedAvg
 from .fedprox import anchor, proximal_term
 
@@ -33,7 +33,7 @@ __all__ = ["FineTuned", "Ditto"]
 
 
 def _keep(site_state: State, model_state: State) -> None:
-    site_state.update({OWN_PREFIX + k: v for k, v in model_state.items()})
+    site_state[OWN] = model_state
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,15 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..state import Tree
 from .aggregate import weighted_average
 from .base import ClientContext, State, Strategy, Update
 from .fedopt import trainable_keys
 
 __all__ = ["Scaffold"]
 
-_C = "control/"  # prefix of control variates in messages, server and site state
+_C = "control/"  # prefix of the control variates in the messages (flat, like any message);
+# the server and site states keep them under "control": {"control": {key: tensor}}
 
 
 @dataclass(frozen=True)
@@ -69,30 +71,31 @@ class Scaffold(Strategy):
         if not self.server_lr > 0:
             raise ValueError(f"server_lr must be > 0, got {self.server_lr}")
 
-    def bind(self, model: nn.Module, n_examples: list[int]) -> Scaffold:
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> Scaffold:
         keys = self.param_keys or trainable_keys(model)
-        return replace(self, param_keys=keys, total_examples=int(sum(n_examples)))
+        return replace(self, param_keys=keys, total_examples=int(sum(examples.values())))
 
-    def _zeros(self, state: State) -> State:
+    def _zeros(self, state: State) -> Tree:
         keys = self.param_keys or [k for k, v in state.items() if v.is_floating_point()]
-        return {_C + k: torch.zeros_like(state[k]) for k in keys}
+        return {"control": {k: torch.zeros_like(state[k]) for k in keys}}
 
     # -- server half -------------------------------------------------------------
     def init_server_state(self, global_state: State) -> State:
         return self._zeros(global_state)  # c = 0
 
-    def message_down(self, global_state: State, server_state: State) -> State:
-        return {**global_state, **server_state}  # the model and c
+    def message_down(self, global_state: State, server_state: Tree) -> State:
+        return {**global_state, **{_C + k: c for k, c in server_state["control"].items()}}
 
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:
         mean = weighted_average([u.payload for u in updates], [u.n_examples for u in updates])
-        new_global = {k: x + (self.server_lr * mean[k] if _C + k in server_state else mean[k])
+        control = server_state["control"]
+        new_global = {k: x + (self.server_lr * mean[k] if k in control else mean[k])
                       for k, x in global_state.items()}
         # |S| / N of the paper, by examples; 1 when every site took part
         share = (sum(u.n_examples for u in updates) / self.total_examples
                  if self.total_examples else 1.0)
-        new_server = {k: c + share * mean[k] for k, c in server_state.items()}
+        new_server = {"control": {k: c + share * mean[_C + k] for k, c in control.items()}}
         return new_global, new_server
 
     # -- client half -------------------------------------------------------------
@@ -107,9 +110,9 @@ class Scaffold(Strategy):
             warnings.warn("SCAFFOLD's control variates assume plain local SGD "
                           f"(optimizer='sgd'); with {ctx.config.optimizer!r} the correction "
                           "is only a heuristic", stacklevel=2)
-        keys = [k[len(_C):] for k in ctx.site_state]
+        c_i = dict(ctx.site_state["control"])
+        keys = list(c_i)
         c = {k: ctx.received[_C + k] for k in keys}
-        c_i = {k: ctx.site_state[_C + k] for k in keys}
         shift = {k: c[k] - c_i[k] for k in keys}
         params = dict(ctx.model.named_parameters())
         x = ctx.model_state()
@@ -127,5 +130,5 @@ class Scaffold(Strategy):
                    if steps else dict(c_i))  # option II; unchanged if nothing was trained
         payload = {k: y[k] - x[k] for k in y}
         payload.update({_C + k: new_c_i[k] - c_i[k] for k in keys})
-        ctx.site_state.update({_C + k: v for k, v in new_c_i.items()})
+        ctx.site_state["control"] = new_c_i
         return ctx.update(payload, metrics)

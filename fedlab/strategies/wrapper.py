@@ -76,8 +76,8 @@ class Wrapper(Strategy):
     def label(self) -> str:
         return self.name
 
-    def bind(self, model: nn.Module, n_examples: list[int]) -> Wrapper:
-        return replace(self, base=self.base.bind(model, n_examples))
+    def bind(self, model: nn.Module, examples: dict[str, int]) -> Wrapper:
+        return replace(self, base=self.base.bind(model, examples))
 
     # -- server half -------------------------------------------------------------
     def init_server_state(self, global_state: State) -> State:
