@@ -10,7 +10,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg
 # JupyterLab refuses to start as root without --allow-root (containers, cloud notebooks).
 ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install lab test test-unit test-robust tutorials tutorials-check smoke lint benchmark clean
+.PHONY: install lab test test-unit test-robust tutorials tutorials-check smoke site lint benchmark clean
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ tutorials-check: install
 
 smoke: install
 	$(BIN)/fedlab tutorials --smoke --out /tmp/fedlab-smoke
+
+# The static site (README, the committed lessons with their outputs, the API reference)
+# in site/; nothing is executed. Open it with: python -m http.server -d site 8000
+site: install
+	$(BIN)/fedlab site --out site
 
 lint: install
 	$(BIN)/ruff check .

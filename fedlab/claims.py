@@ -31,7 +31,19 @@ class ClaimError(AssertionError):
 @dataclass(frozen=True)
 class Claim:
     """The outcome of one :func:`check`: ``margin`` is how far ``value`` cleared ``bound``
-    (negative when the claim fails); ``None`` values when it was not checked."""
+    (negative when the claim fails); ``None`` values when it was not checked.
+
+    Parameters
+    ----------
+    text : str
+        The claim, as the lesson's prose says it.
+    op : str
+        ``">"`` (``value`` must exceed ``bound``) or ``"<"`` (stay below it).
+    value, bound, margin : float or None
+        The computed number, the bound it must clear and by how much it cleared it.
+    checked : bool
+        False in smoke mode, when nothing was asserted.
+    """
 
     text: str
     op: str

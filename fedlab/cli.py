@@ -1,4 +1,4 @@
-"""Command line: ``fedlab run``, ``fedlab data``, ``fedlab tutorials``.
+"""Command line: ``fedlab run``, ``fedlab data``, ``fedlab tutorials``, ``fedlab site``.
 
 ``fedlab run`` is the script equivalent of :func:`fedlab.run`: the same arguments,
 the same History, written to ``--out`` with a summary and the final weights.
@@ -78,6 +78,15 @@ def cmd_tutorials(args: argparse.Namespace) -> int:
                          check=args.check, seed=args.seed, threads=args.threads)
 
 
+def cmd_site(args: argparse.Namespace) -> int:
+    from .site import build
+
+    built = build(args.out, api=not args.no_api)
+    print(f"{built['pages']} pages, {sum(built['figures'].values())} figures -> {args.out} "
+          f"(serve it: python -m http.server -d {args.out} 8000)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data.medmnist import DATASETS
     from .executors import EXECUTORS
@@ -145,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None,
                    help="torch threads in the kernels (OMP_NUM_THREADS; default: all cores)")
     t.set_defaults(func=cmd_tutorials)
+
+    w = sub.add_parser("site", help="build the static site: README, lessons, API reference")
+    w.add_argument("--out", default="site", help="folder for the site (replaced)")
+    w.add_argument("--no-api", action="store_true", help="skip the API reference pages")
+    w.set_defaults(func=cmd_site)
     return p
 
 

@@ -35,7 +35,11 @@ def evaluate(model: nn.Module, sites: Sequence[Site], state: State | None = None
     sites : list of Site
         Where to evaluate.
     state : dict of tensors, optional
-        Weights to load, e.g. ``history.final_state``.
+        Weights to load, e.g. ``history.final_state``; default: the model's own.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    device : str or torch.device
+        Where to compute; ``"auto"`` picks CUDA when available, else CPU.
     """
     dev = resolve_device(device)
     model = model.to(dev)
@@ -53,6 +57,22 @@ def cross_site(history: History, sites: Sequence[Site], metric: str = "accuracy"
     The ``"global"`` column scores each model on all sites' patients together. For a
     shared global model (FedAvg) all rows are equal; for local-only or personalised
     runs the off-diagonal cells show how a hospital's model serves other hospitals.
+
+    Parameters
+    ----------
+    history : History
+        As returned by ``run`` (it holds the final site models, which JSON does not).
+    sites : list of Site
+        The run's sites: whose models (rows) and whose data (columns).
+    metric : str
+        A column of :func:`evaluate`'s table, e.g. ``"accuracy"``, ``"auc"``, ``"loss"``.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    model : nn.Module, optional
+        The architecture; needed when the run used a custom model, else rebuilt from
+        ``history.config``.
+    device : str or torch.device
+        Where to compute; ``"auto"`` picks CUDA when available, else CPU.
     """
     if not history.site_states:
         raise ValueError("history has no final site models: it was loaded from JSON or made "
@@ -70,7 +90,16 @@ def compare(runs: Mapping[str, History], split: str = "test") -> pd.DataFrame:
     MB sent up and down, and wall time; for classification also ``majority`` (the
     accuracy of always answering the most frequent class: the baseline to beat) and
     ``collapsed`` (True when the model answers one class for almost every image, see
-    :data:`fedlab.history.COLLAPSE_SHARE`)."""
+    :data:`fedlab.history.COLLAPSE_SHARE`).
+
+    Parameters
+    ----------
+    runs : mapping of str to History
+        Run name (the row label) -> its history.
+    split : str
+        The split whose final global metrics are compared (one the runs scored, see
+        ``eval_splits``).
+    """
     rows = []
     for name, h in runs.items():
         s = h.summary(split)

@@ -41,6 +41,11 @@ class History:
         site); plus whatever the strategy reports for the round
         (:meth:`fedlab.strategies.Strategy.round_report`)
     events : round, site, event — e.g. an update excluded for non-finite values
+
+    Parameters
+    ----------
+    config : dict, optional
+        The run's arguments as JSON-safe values (what ``config.json`` holds); copied.
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:

@@ -11,7 +11,13 @@ __all__ = ["accuracy", "roc_auc", "classification_metrics", "dice", "segmentatio
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Share of samples whose most probable class is the label."""
+    """Share of samples whose most probable class is the label.
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
+    """
     if len(labels) == 0:
         return float("nan")
     return float(np.mean(np.argmax(probs, axis=1) == labels))
@@ -38,6 +44,11 @@ def roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
     Binary tasks: AUC of the class-1 probability. Multi-class: the mean of the
     one-vs-rest AUCs over the classes present (as the MedMNIST evaluator does).
     NaN when only one class is present.
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
     """
     if probs.shape[1] == 2:
         return binary_auc(probs[:, 1], labels == 1)
@@ -52,7 +63,15 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray,
     plus two numbers that expose a collapsed model: ``majority``, the accuracy of always
     answering the most frequent true class (the baseline to beat), and ``top_share``,
     the share of images predicted as the model's most frequent answer (1.0: one class for
-    every image)."""
+    every image).
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
+    loss_sum : float
+        Cross-entropy summed over the samples.
+    """
     n = len(labels)
     if n:
         counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=probs.shape[1])
@@ -101,6 +120,15 @@ def segmentation_metrics(probs: np.ndarray, masks: np.ndarray,
     most probable class is the label, ``auc`` NaN (not defined for masks), ``dice`` the
     mean over images and foreground classes of :func:`dice`, ``dice_<c>`` the mean Dice
     of foreground class ``c`` alone, and ``n`` the number of images.
+
+    Parameters
+    ----------
+    probs : ndarray
+        Class probabilities per pixel ``(N, C, H, W)``.
+    masks : ndarray
+        True integer masks ``(N, H, W)``; class 0 is the background.
+    loss_sum : float
+        Cross-entropy summed over all pixels.
     """
     n, n_classes = len(masks), (probs.shape[1] if probs.ndim == 4 else 0)
     out = {"loss": loss_sum / masks.size if n else float("nan"),
@@ -119,14 +147,30 @@ def segmentation_metrics(probs: np.ndarray, masks: np.ndarray,
 
 def task_metrics(probs: np.ndarray, labels: np.ndarray, loss_sum: float) -> dict[str, float]:
     """:func:`segmentation_metrics` when ``labels`` are masks ``(N, H, W)``, else
-    :func:`classification_metrics`."""
+    :func:`classification_metrics`.
+
+    Parameters
+    ----------
+    probs : ndarray
+        Class probabilities ``(N, C)``, or ``(N, C, H, W)`` for masks.
+    labels : ndarray
+        True classes ``(N,)`` or masks ``(N, H, W)`` (integers).
+    loss_sum : float
+        Cross-entropy summed over the samples (over the pixels for masks).
+    """
     if labels.ndim == 3:
         return segmentation_metrics(probs, labels, loss_sum)
     return classification_metrics(probs, labels, loss_sum)
 
 
 def confusion_matrix(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Counts ``(n_classes, n_classes)``: row = true class, column = predicted class."""
+    """Counts ``(n_classes, n_classes)``: row = true class, column = predicted class.
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
+    """
     k = probs.shape[1]
     return np.bincount(labels * k + np.argmax(probs, axis=1), minlength=k * k).reshape(k, k)
 
@@ -136,6 +180,11 @@ def sensitivity_specificity(probs: np.ndarray, labels: np.ndarray) -> tuple[floa
 
     Binary: class 1 is positive. Multi-class: the macro mean over classes of one-vs-rest
     sensitivity and specificity. NaN where a class has no samples.
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
     """
     cm = confusion_matrix(probs, labels).astype(float)
     tp = np.diag(cm)
@@ -152,7 +201,15 @@ def sensitivity_specificity(probs: np.ndarray, labels: np.ndarray) -> tuple[floa
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
     """Confidence (top probability) against accuracy in ``bins`` equal-width bins of
     ``[0, 1]``: arrays ``lower``, ``upper``, ``count``, ``confidence``, ``accuracy`` (NaN in
-    empty bins). The data of a reliability diagram."""
+    empty bins). The data of a reliability diagram.
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
+    bins : int
+        Number of equal-width confidence bins, at least 1.
+    """
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     conf = np.max(probs, axis=1)
@@ -169,7 +226,15 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[s
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """ECE: the sample-weighted mean of |accuracy - confidence| over the bins of
-    :func:`reliability` (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017)."""
+    :func:`reliability` (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017).
+
+    Parameters
+    ----------
+    probs, labels : ndarray
+        Class probabilities ``(N, n_classes)`` and true classes ``(N,)`` (integers).
+    bins : int
+        Number of equal-width confidence bins, at least 1.
+    """
     if len(labels) == 0:
         return float("nan")
     r = reliability(probs, labels, bins)

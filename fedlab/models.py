@@ -33,6 +33,17 @@ class SmallCNN(nn.Module):
     Quagmire of Decentralized Machine Learning", ICML 2020). ``norm="batch"`` gives the
     BatchNorm variant (``"cnn-bn"``), which FedBN-style lessons need. Trains at about
     3,000 images of 28×28 per second on a 2-core CPU.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+        Channels of the input images; classes (outputs) of the task.
+    image_size : int
+        Side of the square input images (two poolings: the head sees ``image_size // 4``).
+    width : int
+        Channels of the first conv block (the second has twice as many).
+    norm : {"group", "batch", "none"}
+        The normalisation layer after each convolution.
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, image_size: int = 28,
@@ -55,7 +66,17 @@ class SmallCNN(nn.Module):
 
 
 class MLP(nn.Module):
-    """A one-hidden-layer perceptron: the smallest model, for tests and toy lessons."""
+    """A one-hidden-layer perceptron: the smallest model, for tests and toy lessons.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+        Channels of the input images; classes (outputs) of the task.
+    image_size : int
+        Side of the square input images.
+    hidden : int
+        Units of the hidden layer.
+    """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, image_size: int = 28,
                  hidden: int = 64) -> None:
@@ -101,14 +122,30 @@ def create_model(name: str = "cnn", in_channels: int = 1, n_classes: int = 2,
     """Build a model by name: ``"cnn"`` (default), ``"cnn-bn"``, ``"mlp"``, MONAI's
     ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU), or MONAI's small
     ``"unet"`` for segmentation (one output channel per class; ``image_size`` a
-    multiple of 4)."""
+    multiple of 4).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    in_channels, n_classes : int
+        Channels of the input images; classes (outputs) of the task.
+    image_size : int
+        Side of the square input images.
+    """
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)} or an nn.Module, got {name!r}")
     return MODELS[name](in_channels=in_channels, n_classes=n_classes, image_size=image_size)
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network; parameters with ``requires_grad=False`` are not counted.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -127,7 +164,9 @@ class ModelSpec:
     or a top-level factory.
 
     ``model``: a name of :data:`MODELS` (built with the data's shape), a module (copied,
-    so the caller's stays untouched) or a factory returning one.
+    so the caller's stays untouched) or a factory returning one. ``in_channels``,
+    ``n_classes`` and ``image_size`` (the side of the square images) describe the data
+    and are used only to build a named model.
     """
 
     model: ModelArg = "cnn"
@@ -170,7 +209,17 @@ class ModelSpec:
 def model_for_run(config: Mapping[str, Any], sites: Sequence[Any],
                   model: nn.Module | None = None) -> nn.Module:
     """The network of a finished run, to load its saved states into: ``model`` when
-    given, else built again from the name in the run's ``config`` (``History.config``)."""
+    given, else built again from the name in the run's ``config`` (``History.config``).
+
+    Parameters
+    ----------
+    config : mapping
+        The run's configuration; its ``"model"`` entry names the network.
+    sites : sequence of Site
+        The run's sites: their data fix the input channels, classes and image size.
+    model : nn.Module, optional
+        The network to use as it is (needed for a run with a custom model).
+    """
     if model is not None:
         return model
     name = config.get("model")

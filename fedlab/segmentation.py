@@ -39,6 +39,15 @@ def dice_table(runs: Mapping[str, History], metric: str = "dice",
 
     ``metric`` is ``"dice"`` (mean over foreground classes) or ``"dice_<c>"`` for class
     ``c`` alone; the ``"global"`` row scores all sites' images together.
+
+    Parameters
+    ----------
+    runs : mapping of name to History
+        Segmentation runs (sites with masks), one column each.
+    metric : str
+        ``"dice"`` or ``"dice_<c>"``, as above.
+    split : str
+        The split scored (one the runs evaluated, ``"test"`` by default).
     """
     if not runs:
         raise ValueError("runs must hold at least one History")
@@ -56,7 +65,15 @@ def dice_table(runs: Mapping[str, History], metric: str = "dice",
 
 
 def plot_dice_by_site(frame: pd.DataFrame, title: str = "Dice per site") -> go.Figure:
-    """Grouped bars of :func:`dice_table`: one group per site, one bar per run."""
+    """Grouped bars of :func:`dice_table`: one group per site, one bar per run.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A table from :func:`dice_table` (sites as rows, runs as columns).
+    title : str
+        The figure's title.
+    """
     fig = go.Figure()
     for i, run in enumerate(frame.columns):
         fig.add_bar(x=list(frame.index), y=frame[run].round(4).tolist(), name=str(run),
@@ -148,6 +165,14 @@ def plot_mask_overlays(info: list[dict], classes: Sequence[str] | None = None) -
     run's prediction with its Dice for that image.
 
     Boundaries: cyan around the organ (class 1), red around lesions (class 2).
+
+    Parameters
+    ----------
+    info : list of dict
+        What :func:`mask_overlays_info` returns (not empty).
+    classes : sequence of str, optional
+        The class names, background first (e.g. the sites' ``classes``), for the legend;
+        default: the classes found in the true masks, named by number.
     """
     if not info:
         raise ValueError("info is empty: call mask_overlays_info first")

@@ -79,15 +79,12 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         ``local_epochs``, ``local_steps``, ``batch_size``, ``optimizer``, ``lr``,
         ``momentum``, ``weight_decay``, ``lr_decay``, ``augment`` (Train); ``uplink``,
         ``downlink``, ``clients_per_round``, ``network`` (Comm); ``eval_every``,
-        ``eval_splits`` (Eval). Each is described below.
+        ``eval_splits`` (Eval). Each is described under Other Parameters.
     seed : int
         Fixes the initial model, the sites' batch order and dropout: same seed, same
         machine, same History.
     device : str
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
-    eval_every, eval_splits : int, tuple of str
-        Evaluate every this many rounds (the initial model and the last round always),
-        on these splits (``("test",)`` by default).
     progress : bool
         Show a progress bar over rounds.
     callbacks : list of callables
@@ -105,6 +102,9 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         ``Swarm()``, or a name such as ``"ring"``); those keep one model per site. Every
         topology runs in the same loop: codecs, client sampling, the network model,
         checkpoints, resume and the exclusion of non-finite updates work with each.
+
+    Other Parameters
+    ----------------
     uplink, downlink : str or Codec, optional
         How messages are encoded site -> server and server -> site (default: as they are).
         A :class:`~fedlab.comm.Codec` (``fl.comm.Delta() | fl.comm.TopK(0.01,
@@ -120,6 +120,9 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         ``"rural-clinic"``, ...; ``"mixed"`` cycles profiles over the sites), a Link, or a
         dict site -> Link; adds simulated seconds per round (``sim_s``) and so far
         (``sim_total_s``) and the slowest site (``straggler``) to ``History.rounds``.
+    eval_every, eval_splits : int, tuple of str
+        Evaluate every this many rounds (the initial model and the last round always),
+        on these splits (``("test",)`` by default).
     """
     cfg, comm, evaluation = resolve(train, comm, evaluation, shorthands)
     strategy, topo, sites = get(strategy), topologies.get(topology), list(sites)

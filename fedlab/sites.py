@@ -106,6 +106,18 @@ class Federation(Sequence[Site]):
     """The sites of one experiment, with how they were made.
 
     Behaves as a list of :class:`Site`; ``pooled()`` gives the centralised view.
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        The participants, at least one, with unique names.
+    dataset : str
+        Name of the dataset the sites were drawn from (for display only).
+    scheme : str
+        How the data was split between sites, e.g. ``"Dirichlet(alpha=0.5)"`` (for
+        display only).
+    seed : int, optional
+        The seed the split was made with; ``None`` when unknown or not random.
     """
 
     def __init__(self, sites: Sequence[Site], dataset: str = "", scheme: str = "",

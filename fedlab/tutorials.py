@@ -31,12 +31,16 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return chosen
 
 
-def _strip_run_metadata(path: Path) -> None:
-    """Drop papermill's paths and timestamps so that re-running changes only outputs."""
+def _strip_run_metadata(path: Path, seconds: float | None = None) -> None:
+    """Drop papermill's paths and timestamps so that re-running changes only outputs;
+    with ``seconds`` (a run at the teaching defaults), record the run time as
+    ``metadata.fedlab.run_seconds`` (the site shows it on the lesson's page)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
+    if seconds is not None:
+        nb.metadata["fedlab"] = {"run_seconds": round(seconds, 1)}
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
@@ -85,7 +89,8 @@ def run_notebooks(names: list[str] | None = None, smoke: bool = False, inplace: 
                 # stays the only one, so FEDLAB_SMOKE=1 (nbval) still switches it to smoke.
                 pm.execute_notebook(str(nb), str(target), parameters=params,
                                     cwd=str(nb.parent), progress_bar=False)
-                _strip_run_metadata(target)
+                _strip_run_metadata(target, None if smoke or seed is not None
+                                    else time.perf_counter() - t0)
             except Exception as err:  # report every notebook, then fail
                 failed.append(nb.name)
                 print(f"FAILED {nb.name}: {err}")

@@ -66,6 +66,22 @@ class HeterogeneityPanel:
         (:func:`~fedlab.viz.site_distances`), ``"intensity"``
         (:func:`~fedlab.viz.intensity_histograms`), ``"images"``
         (:func:`~fedlab.viz.sample_images`).
+
+    Parameters
+    ----------
+    data : ImageDataset
+        The dataset to split.
+    n_sites, alpha, strength : int, float, float
+        The sliders' first values: sites (2 to ``min(20, len(data.train) // 10)``), the
+        Dirichlet alpha and the shift strength (0: no shift).
+    seed : int
+        Seed of the split, the same at every redraw.
+    split : str
+        The split shown: ``"train"``, ``"val"`` or ``"test"``.
+    metric : {"js", "tv", "emd"}
+        The label distance (see :func:`fedlab.data.label_distance`).
+    per_site, max_samples : int
+        Example images shown per site; images per site read for the intensities.
     """
 
     def __init__(self, data: ImageDataset, n_sites: int = 5, alpha: float = 0.5,
@@ -140,6 +156,11 @@ def heterogeneity_panel(data: ImageDataset, n_sites: int = 5, alpha: float = 0.5
     Extra keyword arguments (``split``, ``metric``, ``per_site``, ``max_samples``) go to
     :class:`HeterogeneityPanel`. The first move of the shift slider imports MONAI
     (a few seconds).
+
+    Parameters
+    ----------
+    data, n_sites, alpha, strength, seed
+        As for :class:`HeterogeneityPanel`.
     """
     return HeterogeneityPanel(data, n_sites, alpha, strength, seed, **kwargs)
 

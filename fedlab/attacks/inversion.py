@@ -1,17 +1,15 @@
 """Gradient inversion: a curious server rebuilds a site's images from its update.
 
-Zhu, Liu and Han, "Deep Leakage from Gradients", NeurIPS 2019 (DLG); Zhao, Mopuri and
-Bilen, "iDLG: Improved Deep Leakage from Gradients", arXiv 2020 (label from the last
-bias); Geiping, Bauermeister, Dröge and Moeller, "Inverting Gradients - How easy is it
-to break privacy in federated learning?", NeurIPS 2020 (cosine distance, total
-variation prior). The server knows the model it sent and sees the site's update
-``delta = w_after - w_before``. After one local SGD step on one batch, ``-delta / lr``
-*is* the batch gradient; the attack optimises dummy images until their gradient points
-the same way (cosine distance), with a small total-variation penalty that favours
-natural-looking images. The attack assumes a single step: more local steps, larger
-batches and DP noise all make the update a worse stand-in for one image's gradient.
-Quality is measured by PSNR and SSIM (:func:`psnr`, :func:`ssim`) against the real
-images.
+Zhu, Liu and Han, "Deep Leakage from Gradients", NeurIPS 2019 (DLG); Zhao, Mopuri and Bilen,
+"iDLG: Improved Deep Leakage from Gradients", arXiv 2020 (label from the last bias); Geiping,
+Bauermeister, Dröge and Moeller, "Inverting Gradients - How easy is it to break privacy in
+federated learning?", NeurIPS 2020 (cosine distance, total variation prior). The server knows
+the model it sent and sees the site's update ``delta = w_after - w_before``. After one local
+SGD step on one batch, ``-delta / lr`` *is* the batch gradient; the attack optimises dummy
+images until their gradient points the same way (cosine distance), with a small total-variation
+penalty that favours natural-looking images. The attack assumes a single step: more local
+steps, larger batches and DP noise all make the update a worse stand-in for one image's
+gradient. :func:`psnr` and :func:`ssim` score the reconstruction against the real images.
 """
 
 from __future__ import annotations
@@ -142,16 +140,19 @@ def invert_update(model: nn.Module, update: State, shape: tuple[int, ...],
 
 
 def psnr(estimate: torch.Tensor, truth: torch.Tensor, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB (higher is closer; identical images give inf)."""
+    """Peak signal-to-noise ratio in dB (higher is closer; identical images give inf).
+
+    ``estimate``, ``truth``: images of one shape, pixel values spanning ``data_range``."""
     mse = float(((estimate.double() - truth.double()) ** 2).mean())
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(data_range**2 / mse)).item()
 
 
 def ssim(estimate: torch.Tensor, truth: torch.Tensor, data_range: float = 1.0,
          window: int = 7, sigma: float = 1.5) -> float:
-    """Mean structural similarity of two images or batches ``(..., H, W)``: 1 when
-    identical (Wang, Bovik, Sheikh and Simoncelli, "Image Quality Assessment: From Error
-    Visibility to Structural Similarity", IEEE TIP 2004), Gaussian window, valid part."""
+    """Mean structural similarity of two images or batches ``(..., H, W)``: 1 when identical (Wang,
+    Bovik, Sheikh and Simoncelli, "Image Quality Assessment: From Error Visibility to Structural
+    Similarity", IEEE TIP 2004), Gaussian window, valid part. ``estimate``, ``truth``,
+    ``data_range``: as for :func:`psnr`; ``window``, ``sigma``: window side (pixels), std."""
     a = estimate.double().reshape(-1, 1, *estimate.shape[-2:])
     b = truth.double().reshape(-1, 1, *truth.shape[-2:])
     ax = torch.arange(window, dtype=torch.float64) - (window - 1) / 2

@@ -46,6 +46,12 @@ def loss_threshold_attack(member_losses: np.ndarray,
 
     Returns ``auc``, ``advantage`` (max TPR - FPR), the best ``threshold`` and the
     curve ``fpr``, ``tpr`` (arrays).
+
+    Parameters
+    ----------
+    member_losses, nonmember_losses : array-like of float
+        Per-sample losses of images known to be in, and known not to be in, the training
+        data (both non-empty; e.g. from :func:`sample_losses`).
     """
     m, n = np.asarray(member_losses, float), np.asarray(nonmember_losses, float)
     if len(m) == 0 or len(n) == 0:
@@ -115,7 +121,16 @@ def membership_info(history: History, sites: Sequence[Site], model: nn.Module | 
 
 
 def plot_membership(infos: dict[str, dict[str, Any]], title: str = ""):
-    """ROC curves of :func:`membership_info` results, one per named run."""
+    """ROC curves of :func:`membership_info` results, one per named run.
+
+    Parameters
+    ----------
+    infos : dict of str to dict
+        Run name -> the output of :func:`membership_info` (or of
+        :func:`loss_threshold_attack`), drawn with its AUC in the legend.
+    title : str
+        The figure's title; empty for the default one.
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUC 0.5)",

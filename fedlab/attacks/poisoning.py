@@ -81,6 +81,18 @@ def poison_update(delta: State, kind: Kind = "sign_flip", scale: float = 1.0,
     ``"sign_flip"``: ``-scale * delta``; ``"scale"``: ``scale * delta``; ``"random"``:
     Gaussian noise whose overall L2 norm is ``scale`` times that of ``delta``;
     ``"nan"``: NaN everywhere. Only floating-point tensors change.
+
+    Parameters
+    ----------
+    delta : dict of tensors
+        The site's honest change (``w_local - w_start``, or its payload if that already
+        is a change).
+    kind : {"sign_flip", "scale", "random", "nan"}
+        The forgery, as above (default ``"sign_flip"``).
+    scale : float
+        Its factor, > 0 (ignored for ``"nan"``).
+    generator : torch.Generator, optional
+        Draws the noise of ``"random"``; unused by the other kinds.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

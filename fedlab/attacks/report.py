@@ -22,8 +22,19 @@ def attack_info(runs: Mapping[str, History], sites: Sequence[Site],
     sites' ``split``, the updates excluded as non-finite, and with ``backdoor`` its
     ``attack_success`` (share of triggered non-target images classified as the target).
 
-    ``sites`` are the clean sites (their test splits are what is scored); ``model`` is
-    only needed for a custom architecture that cannot be rebuilt from its name.
+    Parameters
+    ----------
+    runs : dict of str to History
+        Run name -> the History returned by :func:`fedlab.run` (it needs its
+        ``final_state``: a loaded History will not do).
+    sites : sequence of Site
+        The clean sites, whose ``split`` is scored.
+    backdoor : Backdoor, optional
+        The attack whose success rate to add; none by default.
+    model : nn.Module, optional
+        Only needed for a custom architecture that cannot be rebuilt from its name.
+    split : str
+        The split to score (default ``"test"``).
     """
     if not runs:
         raise ValueError("runs must hold at least one History")
@@ -45,7 +56,17 @@ def attack_info(runs: Mapping[str, History], sites: Sequence[Site],
 
 def plot_attacks(info: pd.DataFrame,
                  columns: Sequence[str] = ("accuracy", "attack_success"), title: str = ""):
-    """Grouped bars of ``columns`` (fractions in [0, 1]) per run of :func:`attack_info`."""
+    """Grouped bars of ``columns`` (fractions in [0, 1]) per run of :func:`attack_info`.
+
+    Parameters
+    ----------
+    info : DataFrame
+        The output of :func:`attack_info`, one row per run.
+    columns : sequence of str
+        Columns of ``info`` to draw (default clean accuracy and attack success).
+    title : str
+        The figure's title; none when empty.
+    """
     import plotly.graph_objects as go
 
     missing = [c for c in columns if c not in info.columns]
@@ -67,6 +88,19 @@ def plot_trigger(backdoor: Backdoor, site: Site, n: int = 4, split: str = "test"
     """``n`` of the site's images (top row) and the same with the trigger (bottom row).
 
     For teaching figures only: it shows images of ``site`` (:meth:`Site.peek`).
+
+    Parameters
+    ----------
+    backdoor : Backdoor
+        Whose trigger is stamped (its target label is named in the title).
+    site : Site
+        Where the images come from.
+    n : int
+        How many images (at most those in the split).
+    split : str
+        The split to draw them from (default ``"test"``).
+    seed : int
+        Which images are drawn.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

@@ -93,7 +93,14 @@ class Codec:
 
 @dataclass(frozen=True)
 class Chain(Codec):
-    """Stages applied one after the other (build it with ``a | b``)."""
+    """Stages applied one after the other (build it with ``a | b``).
+
+    Parameters
+    ----------
+    parts : tuple of Codec
+        The stages in encoding order (decoding runs them in reverse); empty acts as
+        :class:`Identity`.
+    """
 
     parts: tuple[Codec, ...] = ()
     name: ClassVar[str] = "chain"

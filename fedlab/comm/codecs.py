@@ -69,7 +69,13 @@ class Identity(Codec):
 
 @dataclass(frozen=True)
 class Cast(Codec):
-    """Floating-point tensors in 16 bits: ``"fp16"`` (IEEE half) or ``"bf16"`` (bfloat16)."""
+    """Floating-point tensors in 16 bits: ``"fp16"`` (IEEE half) or ``"bf16"`` (bfloat16).
+
+    Parameters
+    ----------
+    dtype : str
+        ``"fp16"`` (default) or ``"bf16"``; decoding casts back to the original dtype.
+    """
 
     dtype: Literal["fp16", "bf16"] = "fp16"
 
@@ -112,7 +118,18 @@ def _delta_key(key: str, v: torch.Tensor, ctx: CodecContext) -> bool:
 
 def roundtrip(codec: Codec, tensors: Tensors, ctx: CodecContext | None = None,
               ) -> tuple[Tensors, Tensors]:
-    """``(wire, decoded)``: what ``codec`` sends for ``tensors`` and what arrives."""
+    """``(wire, decoded)``: what ``codec`` sends for ``tensors`` and what arrives.
+
+    Parameters
+    ----------
+    codec : Codec
+        The codec to apply.
+    tensors : dict of tensors
+        The message to encode.
+    ctx : CodecContext, optional
+        Reference state, memory and generator; a fresh empty one by default. Its ``like``
+        is filled from ``tensors`` when empty, and its ``memory`` is updated in place.
+    """
     ctx = ctx or CodecContext()
     ctx.like = ctx.like or {k: (v.shape, v.dtype) for k, v in tensors.items()}
     wire = codec.encode(tensors, ctx)
@@ -133,6 +150,12 @@ def get_codec(spec: str | Codec | None) -> Codec:
     ``"topk-ef:0.01|fp16"``, ``"topk-ef:0.01:0"`` (``N = 0``: sparsify every tensor,
     also those below :data:`~fedlab.comm.lossy.DENSE_BELOW` entries that are otherwise
     sent whole).
+
+    Parameters
+    ----------
+    spec : str, Codec or None
+        A name from :data:`CODECS` (or several joined by ``|``), a codec (returned as it
+        is), or ``None`` for :class:`Identity`.
     """
     if spec is None:
         return Identity()

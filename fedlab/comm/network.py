@@ -69,7 +69,17 @@ MIXED = ("hospital-fibre", "hospital-vpn", "rural-clinic")
 
 def get_network(spec: str | Link | Mapping[str, str | Link],
                 sites: Sequence[str]) -> dict[str, Link]:
-    """A :class:`Link` per site from a profile name, ``"mixed"``, a Link or a dict."""
+    """A :class:`Link` per site from a profile name, ``"mixed"``, a Link or a dict.
+
+    Parameters
+    ----------
+    spec : str, Link or dict
+        A name of :data:`PROFILES` (every site gets that link), ``"mixed"`` (sites take
+        the fibre, VPN and rural-clinic profiles in turn), one Link for all sites, or a
+        dict giving each site a name, a Link or a Link as a dict (every site needed).
+    sites : sequence of str
+        The site names, in order.
+    """
     def one(s: str | Link, what: str) -> Link:
         if isinstance(s, Link):
             return s
@@ -92,12 +102,28 @@ def get_network(spec: str | Link | Mapping[str, str | Link],
 
 
 def network_config(links: Mapping[str, Link]) -> dict[str, dict[str, float]]:
-    """Links as plain dicts (for a History's JSON config); :func:`get_network` reads it."""
+    """Links as plain dicts (for a History's JSON config); :func:`get_network` reads it.
+
+    Parameters
+    ----------
+    links : dict of str to Link
+        A link per site, e.g. from :func:`get_network`.
+    """
     return {s: asdict(link) for s, link in links.items()}
 
 
 def message_seconds(nbytes: int, mbps: float, latency_ms: float) -> float:
-    """Seconds one message of ``nbytes`` takes: latency plus size over bandwidth."""
+    """Seconds one message of ``nbytes`` takes: latency plus size over bandwidth.
+
+    Parameters
+    ----------
+    nbytes : int
+        Size of the message in bytes.
+    mbps : float
+        Bandwidth of the link in the message's direction, in Mbit/s.
+    latency_ms : float
+        One-way delay in milliseconds.
+    """
     return latency_ms / 1e3 + 8.0 * nbytes / (mbps * 1e6)
 
 
@@ -123,8 +149,20 @@ def _site_rows(ledger: list[dict], rnd: int, local_samples: Mapping[str, int],
 
 def round_seconds(ledger: list[dict], rnd: int, local_samples: Mapping[str, int],
                   links: Mapping[str, Link]) -> tuple[float, str | None]:
-    """``(seconds, slowest site)`` of round ``rnd``; ``local_samples`` maps each
-    participant to the samples it trained on."""
+    """``(seconds, slowest site)`` of round ``rnd``; ``(0.0, None)`` with no participant.
+
+    Parameters
+    ----------
+    ledger : list of dict
+        The messages sent (``History.ledger``: ``round``, ``site``, ``direction``,
+        ``bytes``); those of other rounds or of sites not in ``links`` are ignored.
+    rnd : int
+        The round.
+    local_samples : dict of str to int
+        Each participant's samples trained on in that round.
+    links : dict of str to Link
+        A link per site (from :func:`get_network`).
+    """
     rows = _site_rows(ledger, rnd, local_samples, links)
     if not rows:
         return 0.0, None
@@ -159,6 +197,18 @@ def time_to_accuracy(history, target: float, metric: str = "accuracy",
 
     Returns ``round``, ``seconds`` (simulated, cumulative) and ``mb_up`` / ``mb`` (MB
     sent so far: uplink, both directions); all NaN when the target is never reached.
+
+    Parameters
+    ----------
+    history : History
+        A finished run.
+    target : float
+        The value ``metric`` must reach (``>=``).
+    metric : str
+        A global test metric of the History (default ``"accuracy"``).
+    network : str, Link or dict, optional
+        The network to time the rounds on (as for :func:`get_network`); the one the run
+        used by default.
     """
     rounds, values = history.series(metric)
     hit = [int(r) for r, v in zip(rounds, values, strict=True) if v >= target]

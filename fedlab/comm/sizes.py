@@ -33,6 +33,17 @@ def model_size(model: str | nn.Module, codec: str | Codec | None = None,
 
     ``model`` is a name of :data:`fedlab.models.MODELS` (built on the CPU with the given
     input shape; the MONAI nets import MONAI) or a module.
+
+    Parameters
+    ----------
+    model : str or nn.Module
+        The model, by name or as a module.
+    codec : str, Codec or None
+        How the message is encoded (as for :func:`~fedlab.comm.get_codec`; None sends it
+        as it is).
+    in_channels, n_classes, image_size : int
+        Input channels, output classes and image side of a model built by name (ignored
+        for a module).
     """
     if isinstance(model, str):
         name = model
@@ -50,7 +61,17 @@ def model_size(model: str | nn.Module, codec: str | Codec | None = None,
 
 def model_sizes(models: Sequence[str | nn.Module] = ("mlp", "cnn", "cnn-bn"),
                 codecs: Sequence[str | Codec | None] = ("identity",), **shape) -> pd.DataFrame:
-    """:func:`model_size` for every model and codec, one row each."""
+    """:func:`model_size` for every model and codec, one row each.
+
+    Parameters
+    ----------
+    models : sequence of str or nn.Module
+        Model names or modules (default the MLP and the CNN without and with BatchNorm).
+    codecs : sequence of str, Codec or None
+        The codecs to size each model's message with (default ``"identity"`` only).
+    **shape
+        ``in_channels``, ``n_classes``, ``image_size`` for models built by name.
+    """
     rows = []
     for m in models:
         net = ModelSpec(m, **shape).build() if isinstance(m, str) else m

@@ -38,8 +38,17 @@ def sample_sites(n_sites: int, clients_per_round: int | float | None, seed: int,
                  rnd: int) -> list[int]:
     """Indices of the sites taking part in round ``rnd`` (sorted, seeded, no repeats).
 
-    ``clients_per_round``: None (every site), an int ``k`` (1 <= k <= n_sites) or a
-    fraction in (0, 1] (``k = max(1, round(fraction * n_sites))``).
+    Parameters
+    ----------
+    n_sites : int
+        Number of sites in the federation.
+    clients_per_round : int, float or None
+        None (every site), an int ``k`` (1 <= k <= n_sites) or a fraction in (0, 1]
+        (``k = max(1, round(fraction * n_sites))``).
+    seed : int
+        The run's seed; with ``rnd`` it fixes the draw, so a rerun samples the same sites.
+    rnd : int
+        The round.
     """
     k = participants_per_round(n_sites, clients_per_round)
     if k == n_sites:
@@ -49,7 +58,16 @@ def sample_sites(n_sites: int, clients_per_round: int | float | None, seed: int,
 
 
 def participants_per_round(n_sites: int, clients_per_round: int | float | None) -> int:
-    """How many sites take part each round (see :func:`sample_sites`)."""
+    """How many sites take part each round.
+
+    Parameters
+    ----------
+    n_sites : int
+        Number of sites in the federation.
+    clients_per_round : int, float or None
+        None (all ``n_sites``), a count ``1 <= k <= n_sites``, or a fraction in (0, 1]
+        of the sites (rounded, at least 1); anything else raises ValueError.
+    """
     c = clients_per_round
     if c is None:
         return n_sites
@@ -70,7 +88,22 @@ def _split(state: State, prefix: str) -> State:
 
 
 class Wire:
-    """Codecs of a run and their per-site state (see the module docstring)."""
+    """Codecs of a run and their per-site state (see the module docstring).
+
+    Parameters
+    ----------
+    uplink, downlink : str, Codec or None
+        The codec of site-to-server and of server-to-site messages (as for
+        :func:`~fedlab.comm.get_codec`; None sends the tensors as they are).
+    n_sites : int
+        Number of sites (one codec state each).
+    seed : int
+        The run's seed; each message's codec randomness derives from it, the round and
+        who sends to whom.
+    payload : str
+        What a site uploads: ``"weights"`` (default; an uplink delta is taken against
+        what the site received) or ``"changes"`` (already an update, sent as it is).
+    """
 
     def __init__(self, uplink: str | Codec | None, downlink: str | Codec | None,
                  n_sites: int, seed: int, payload: str = "weights") -> None:

@@ -47,6 +47,18 @@ def load(name: str, root=None, download: bool = True, progress: bool = True,
     organ and lesion masks (:func:`make_segmentation`); any MedMNIST name
     (``fedlab.data.DATASETS``) is read from the data directory (``FEDLAB_DATA``,
     default ``data/``), downloaded and checked against its official MD5 when missing.
+
+    Parameters
+    ----------
+    name : str
+        ``"synthetic"``, ``"synthetic-segmentation"`` or a MedMNIST name.
+    root : path, optional
+        MedMNIST only: the folder holding ``<name>.npz``; default
+        :func:`default_data_dir`.
+    download : bool
+        MedMNIST only: download the official file when it is missing.
+    progress : bool
+        MedMNIST only: show a progress bar while downloading.
     """
     if name == "synthetic":
         return make_synthetic(**kwargs)

@@ -73,6 +73,11 @@ class ImageDataset:
         Licence of the data (SPDX-like, e.g. ``"CC BY 4.0"``).
     citation : str
         What to cite when the data are used.
+    description : str
+        A few sentences on what the images show.
+    extra : dict
+        Anything else about the source: e.g. the generator and its seed for synthetic
+        data, the task, URL, MD5 and file path for MedMNIST.
     """
 
     name: str

@@ -81,7 +81,17 @@ def noisy_labels(site, fraction: float, seed: int = 0,
 
 def rescan(site, scanner: Scanner, name: str | None = None):
     """A copy of ``site`` whose images (all splits) went through ``scanner`` (an
-    acquisition shift of this site only)."""
+    acquisition shift of this site only).
+
+    Parameters
+    ----------
+    site : Site
+        The site to re-image (left unchanged).
+    scanner : Scanner
+        The simulated scanner its images go through.
+    name : str, optional
+        Name of the new site (default: the same name, so it can replace the original).
+    """
 
     if not isinstance(scanner, Scanner):
         raise TypeError(f"scanner must be a fedlab.data.Scanner, got {type(scanner).__name__}")

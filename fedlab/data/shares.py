@@ -98,6 +98,15 @@ def assign(labels: np.ndarray, shares: np.ndarray,
     Returns the sample indices (grouped by class, shuffled within a class) and the
     site of each of them. Counts per class are the rounded cumulative shares, so they
     add up exactly to the class size.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n_samples,)
+        The class of each sample.
+    shares : ndarray, shape (n_classes, n_sites)
+        The share of each class that goes to each site; rows sum to 1.
+    rng : numpy.random.Generator
+        Shuffles the samples within each class.
     """
     order, owner = [], []
     for c in range(shares.shape[0]):

@@ -169,6 +169,15 @@ def apply_shift(federation, shift: AcquisitionShift, seed: int = 0):
     For federations not made by :func:`fedlab.data.split` (e.g. natural sites from
     :func:`fedlab.data.from_folders`). Scanners come from ``default_rng(seed)``; the
     result's ``scanners`` maps site names to them.
+
+    Parameters
+    ----------
+    federation : Federation
+        The sites to re-image (left unchanged).
+    shift : AcquisitionShift
+        How the sites' scanners differ.
+    seed : int
+        Seed of the scanners' draw (their settings and their noise seeds).
     """
     from ..sites import SPLITS, Federation, Site
 

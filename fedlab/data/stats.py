@@ -33,7 +33,15 @@ METRICS = ("js", "tv", "emd")
 
 
 def label_shares(sites: Sequence, split: str = "train") -> np.ndarray:
-    """Array ``(n_sites, n_classes)``: each site's label distribution (NaN if empty)."""
+    """Array ``(n_sites, n_classes)``: each site's label distribution (NaN if empty).
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        The sites (a :class:`~fedlab.Federation` will do).
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    """
     counts = np.stack([s.label_counts(split) for s in sites]).astype(float)
     total = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -46,7 +54,13 @@ def _as_distribution(p) -> np.ndarray:
 
 
 def js_distance(p, q) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]) of two distributions or counts."""
+    """Jensen-Shannon distance (base 2, in [0, 1]) of two distributions or counts.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Probabilities or counts per class (normalised here); NaN when either sums to 0.
+    """
     p, q = _as_distribution(p), _as_distribution(q)
     m = 0.5 * (p + q)
 
@@ -66,7 +80,15 @@ def total_variation(p, q) -> float:
 
 
 def label_distance(p, q, metric: Metric = "js") -> float:
-    """Distance between two label distributions (or count vectors); see module doc."""
+    """Distance between two label distributions (or count vectors); see module doc.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Probabilities or counts per class (normalised here).
+    metric : {"js", "tv", "emd"}
+        Jensen-Shannon distance, total variation or EMD (twice the total variation).
+    """
     if metric == "js":
         return js_distance(p, q)
     if metric == "tv":
@@ -77,7 +99,17 @@ def label_distance(p, q, metric: Metric = "js") -> float:
 
 
 def distance_to_global(sites: Sequence, metric: Metric = "js", split: str = "train"):
-    """DataFrame: site, n, distance of its label distribution to the pooled one."""
+    """DataFrame: site, n, distance of its label distribution to the pooled one.
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        The sites (a :class:`~fedlab.Federation` will do).
+    metric : {"js", "tv", "emd"}
+        The distance, see :func:`label_distance`.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    """
     import pandas as pd
 
     counts = np.stack([s.label_counts(split) for s in sites])
@@ -90,7 +122,17 @@ def distance_to_global(sites: Sequence, metric: Metric = "js", split: str = "tra
 
 
 def distance_matrix(sites: Sequence, metric: Metric = "js", split: str = "train"):
-    """DataFrame ``(n_sites, n_sites)`` of label distances, indexed by site names."""
+    """DataFrame ``(n_sites, n_sites)`` of label distances, indexed by site names.
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        The sites (a :class:`~fedlab.Federation` will do).
+    metric : {"js", "tv", "emd"}
+        The distance, see :func:`label_distance`.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    """
     import pandas as pd
 
     counts = [s.label_counts(split) for s in sites]
@@ -111,6 +153,19 @@ def intensity_stats(sites: Sequence, split: str = "train",
 
     At most ``max_samples`` images per site are read (a seeded sample; None: all).
     Teaching view: it looks at the sites' pixels.
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        The sites (a :class:`~fedlab.Federation` will do).
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    percentiles : sequence of float
+        Percentiles (0-100) to report, one ``p<q>`` column each.
+    max_samples : int or None
+        Images read per site at most; None reads them all.
+    seed : int
+        Seed of the sample of images.
     """
     import pandas as pd
 
@@ -130,7 +185,21 @@ def intensity_stats(sites: Sequence, split: str = "train",
 def intensity_histogram(sites: Sequence, split: str = "train", bins: int = 32,
                         max_samples: int | None = 2000, seed: int = 0):
     """DataFrame: site, bin_left, bin_right, density (pixels in ``[0, 1]``, each site's
-    density integrates to 1). Teaching view: it looks at the sites' pixels."""
+    density integrates to 1). Teaching view: it looks at the sites' pixels.
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        The sites (a :class:`~fedlab.Federation` will do).
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    bins : int
+        Number of equal-width bins over ``[0, 1]``, at least 1.
+    max_samples : int or None
+        Images read per site at most (a seeded sample); None reads them all.
+    seed : int
+        Seed of the sample of images.
+    """
     import pandas as pd
 
     if not isinstance(bins, (int, np.integer)) or bins < 1:

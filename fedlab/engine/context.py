@@ -39,7 +39,47 @@ SERVER = -1
 
 @dataclass
 class RoundContext:
-    """One round of a run, as a topology sees it (see the module docstring)."""
+    """One round of a run, as a topology sees it (see the module docstring).
+
+    Parameters
+    ----------
+    round : int
+        The current round (from 1; 0 while the topology starts).
+    strategy : Strategy
+        The run's strategy, bound to its model and sites.
+    sites : sequence of Site
+        The sites that train (the pooled site alone for centralised training).
+    seed : int
+        The run's seed (with the round and site it seeds every site's streams).
+    config : TrainConfig
+        The local training settings (decayed per round by :meth:`train`).
+    spec : ModelSpec
+        How the sites build the network.
+    device : str
+        Where the sites train, e.g. ``"cpu"`` or ``"cuda"``.
+    executor : Executor
+        Runs the sites' tasks (:mod:`fedlab.executors`).
+    wire : Wire
+        The run's codecs: what :meth:`send` encodes, decodes and logs.
+    history : History
+        The run's record; messages and events are logged in it.
+    site_states : list of dict
+        Each site's own persistent state, by site index; :meth:`train` replaces them.
+    global_state, server_state : dict
+        The star server's model and strategy state.
+    shared : list of dict
+        The model each site holds, by site index (decentralised topologies).
+    clients_per_round : int, float or None
+        The sites sampled per round, see :func:`fedlab.comm.wire.sample_sites`.
+    memory : dict
+        A topology's own notes, kept across rounds (integer values also in checkpoints).
+    report : dict
+        Numbers to add to this round's row of ``History.rounds``.
+    excluded : set of str
+        Sites whose update this round was dropped for non-finite values.
+    trained : dict of str to int
+        Samples each site trained on this round (for the network model's timings).
+    """
 
     round: int
     strategy: Strategy

@@ -30,9 +30,29 @@ __all__ = ["SiteTask", "SiteResult", "run_site_task"]
 class SiteTask:
     """One site's local round (see the module docstring).
 
-    ``index`` is the site's position in the run (it seeds the site's streams); ``seed``
-    the run's seed (a topology that visits a site twice in a round passes a derived
-    one); ``config`` the training settings of this round (learning rate decayed).
+    Parameters
+    ----------
+    strategy : Strategy
+        The run's (bound) strategy, whose client half runs at the site.
+    model : ModelSpec
+        How to build the network.
+    site : Site
+        The site, with its data.
+    index : int
+        The site's position in the run (it seeds the site's streams).
+    round : int
+        The current round.
+    seed : int
+        The run's seed (a topology that visits a site twice in a round passes a derived
+        one).
+    received : dict of tensors
+        What the site received this round (:meth:`Strategy.local_start` makes its start).
+    site_state : dict
+        The site's own persistent state before the round (not changed by the task).
+    config : TrainConfig
+        The training settings of this round (learning rate decayed).
+    device : str
+        Where to train, e.g. ``"cpu"`` or ``"cuda:0"``.
     """
 
     strategy: Strategy
@@ -49,7 +69,15 @@ class SiteTask:
 
 @dataclass
 class SiteResult:
-    """What a site hands back: its update (to send) and its new own state (to keep)."""
+    """What a site hands back: its update (to send) and its new own state (to keep).
+
+    Parameters
+    ----------
+    update : Update
+        The site's reply to the server or its peers.
+    site_state : dict
+        The site's own persistent state after the round.
+    """
 
     update: Update
     site_state: State

@@ -39,6 +39,11 @@ def rank_correlation(a, b) -> np.ndarray:
     """Spearman rank correlation of each pair of maps, shape ``(N,)``.
 
     NaN for an image where one map is flat (no ranking to compare).
+
+    Parameters
+    ----------
+    a, b : array (N, H, W)
+        Two sets of maps of the same images; ``a[i]`` is compared with ``b[i]``.
     """
     ra, rb = (_ranks(m) for m in _pair(a, b))
     ra -= ra.mean(1, keepdims=True)
@@ -57,7 +62,16 @@ def _top(rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_overlap(a, b, top: float = 0.1) -> np.ndarray:
-    """Intersection over union of the ``top`` share of most salient pixels, ``(N,)``."""
+    """Intersection over union of the ``top`` share of most salient pixels, ``(N,)``.
+
+    Parameters
+    ----------
+    a, b : array (N, H, W)
+        Two sets of maps of the same images, compared image by image.
+    top : float
+        Share of pixels in ``(0, 1]`` that count as most salient (0.1: the top 10 %);
+        ties go to the lower pixel index.
+    """
     if not 0 < top <= 1:
         raise ValueError(f"top must be in (0, 1], got {top}")
     fa, fb = _pair(a, b)
@@ -68,7 +82,10 @@ def top_overlap(a, b, top: float = 0.1) -> np.ndarray:
 
 def mass_in(maps, region) -> np.ndarray:
     """Share of each map's total saliency inside ``region`` (a boolean ``(H, W)`` mask),
-    ``(N,)``; NaN for an all-zero map. Uniform saliency gives the region's area share."""
+    ``(N,)``; NaN for an all-zero map. Uniform saliency gives the region's area share.
+
+    ``maps`` is an ``(N, H, W)`` array of non-negative saliency, one map per image.
+    """
     maps = np.asarray(maps, dtype=np.float64)
     region = np.asarray(region, dtype=bool)
     if maps.ndim != 3 or region.shape != maps.shape[1:]:
@@ -81,7 +98,11 @@ def mass_in(maps, region) -> np.ndarray:
 
 def border_mask(size: int | tuple[int, int], width: int = 3) -> np.ndarray:
     """Boolean ``(H, W)`` mask of the ``width``-pixel frame of an image (where scanner
-    labels and burnt-in text usually sit)."""
+    labels and burnt-in text usually sit).
+
+    ``size`` is the image side (square) or ``(H, W)``; ``width`` must leave an inner
+    part, i.e. ``1 <= width`` and ``2 * width < min(H, W)``.
+    """
     h, w = (size, size) if isinstance(size, int) else size
     if width < 1 or 2 * width >= min(h, w):
         raise ValueError(f"width must be in [1, {(min(h, w) - 1) // 2}], got {width}")
@@ -91,7 +112,11 @@ def border_mask(size: int | tuple[int, int], width: int = 3) -> np.ndarray:
 
 
 def agreement(a, b, top: float = 0.1) -> pd.DataFrame:
-    """Per image: ``rank_correlation`` and ``top_overlap`` of two sets of maps."""
+    """Per image: ``rank_correlation`` and ``top_overlap`` of two sets of maps.
+
+    ``a`` and ``b`` are maps ``(N, H, W)`` of the same images; ``top`` is the share of
+    most salient pixels used by :func:`top_overlap`. One row per image.
+    """
     return pd.DataFrame({"rank_correlation": rank_correlation(a, b),
                          "top_overlap": top_overlap(a, b, top)})
 
@@ -105,6 +130,9 @@ def agreement_matrix(maps: Mapping[str, np.ndarray], measure: str = "rank_correl
     maps : dict name -> (N, H, W)
         Saliency maps of several models on the same images.
     measure : {"rank_correlation", "top_overlap"}
+        Which per-image agreement to average (NaN images are skipped).
+    top : float
+        Share of most salient pixels for ``"top_overlap"`` (see :func:`top_overlap`).
     """
     if measure not in ("rank_correlation", "top_overlap"):
         raise ValueError(f"measure must be 'rank_correlation' or 'top_overlap', got {measure!r}")

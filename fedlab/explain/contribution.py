@@ -68,7 +68,11 @@ def _cached(utility: Utility) -> CachedUtility:
 
 
 def leave_one_out(players: Sequence[str], utility: Utility) -> pd.Series:
-    """``v(all) - v(all without i)`` for each player ``i``."""
+    """``v(all) - v(all without i)`` for each player ``i``.
+
+    ``players`` are the distinct site names; ``utility`` maps a coalition (a set of
+    names) to a float, and is cached as in :func:`shapley`.
+    """
     players, v = _players(players), _cached(utility)
     full = v(players)
     return pd.Series({p: full - v(set(players) - {p}) for p in players}, name="leave_one_out")
@@ -132,6 +136,13 @@ def contributions(players: Sequence[str], utility: Utility, **shapley_options) -
 
     The frame's ``attrs`` hold ``v_all``, ``v_none`` and the number of coalitions
     evaluated (``evaluations``).
+
+    Parameters
+    ----------
+    players, utility
+        As for :func:`shapley` (e.g. ``sites.names`` and :func:`fl_utility`).
+    **shapley_options
+        ``exact_up_to``, ``permutations``, ``seed`` of :func:`shapley`.
     """
     v = _cached(utility)
     frame = pd.concat([leave_one_out(players, v), shapley(players, v, **shapley_options)],

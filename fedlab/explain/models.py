@@ -21,7 +21,9 @@ def build_model(state: dict, model: str | nn.Module = "cnn",
 
     ``model`` is a name of :data:`fedlab.models.MODELS` (shapes taken from ``sites``
     when given) or a module (copied, then loaded); built by
-    :class:`~fedlab.models.ModelSpec`, as the run built it.
+    :class:`~fedlab.models.ModelSpec`, as the run built it. Without ``sites``, the
+    shapes are ``in_channels`` (image channels), ``n_classes`` (outputs) and
+    ``image_size`` (side of the square images).
     """
     spec = (ModelSpec.for_sites(model, sites) if sites is not None
             else ModelSpec(model, in_channels, n_classes, image_size))
@@ -44,7 +46,12 @@ def architecture(history: History, model: str | nn.Module | None = None) -> str 
 def history_models(history: History, sites: Sequence[Site],
                    model: str | nn.Module | None = None) -> dict[str, nn.Module]:
     """The trained models of a run: ``"global"`` (unless the run was local-only) and
-    every site whose own model differs from the global one (local-only, personalised)."""
+    every site whose own model differs from the global one (local-only, personalised).
+
+    ``history`` is the History returned by :func:`fedlab.run` (one loaded from JSON has
+    no models), ``sites`` the run's sites (for the shapes), and ``model`` the
+    architecture (default: the run's model name; needed for a custom module).
+    """
     if history.final_state is None:
         raise ValueError("history has no final model: it was loaded from JSON; "
                          "use the History returned by fl.run")

@@ -53,6 +53,7 @@ def saliency_grid_info(maps: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Per model (row) and image: where the map peaks and how concentrated it is.
 
     Columns: row, image, peak_y, peak_x, mean (mean saliency; small = concentrated).
+    ``maps`` maps a row name to that model's maps ``(N, H, W)``.
     """
     rows = []
     for name, m in maps.items():
@@ -70,7 +71,18 @@ def saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray],
     """Rows = models (or sites), columns = images; each cell the image with the row's
     saliency map on top; the first row shows the images alone.
 
-    ``maps`` maps a row name to ``(N, H, W)`` for the same ``images`` ``(N, C, H, W)``.
+    Parameters
+    ----------
+    images : array (N, C, H, W)
+        The images, with values in ``[0, 1]``.
+    maps : dict name -> (N, H, W)
+        Each row's saliency maps of the same ``images``, values in ``[0, 1]``.
+    titles : list of str, optional
+        One column title per image (e.g. the labels).
+    alpha : float
+        Opacity of the saliency colours where saliency is 1 (see :func:`overlay`).
+    title : str
+        Title of the figure.
     """
     images = np.asarray(images)
     n = len(images)
@@ -97,7 +109,8 @@ def saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray],
 def site_metrics_info(reports: pd.DataFrame | Mapping[str, pd.DataFrame],
                       metric: str = "accuracy") -> pd.DataFrame:
     """Columns run, site, value, worst (True at each run's worst site); ``reports`` is one
-    :func:`~fedlab.explain.site_report` or ``{run name: report}``."""
+    :func:`~fedlab.explain.site_report` or ``{run name: report}``, ``metric`` one of its
+    columns (for ``"ece"`` and ``"loss"`` the worst site is the highest)."""
     if isinstance(reports, pd.DataFrame):
         reports = {"model": reports}
     lower_better = metric in ("ece", "loss")
@@ -115,7 +128,7 @@ def site_metrics_info(reports: pd.DataFrame | Mapping[str, pd.DataFrame],
 def site_metrics(reports: pd.DataFrame | Mapping[str, pd.DataFrame],
                  metric: str = "accuracy") -> go.Figure:
     """Bars of ``metric`` per site (one colour per run), each run's worst site outlined
-    in black and labelled "worst"."""
+    in black and labelled "worst"; ``reports`` as for :func:`site_metrics_info`."""
     info = site_metrics_info(reports, metric)
     fig = go.Figure()
     for i, (run, rows) in enumerate(info.groupby("run", sort=False)):
@@ -130,7 +143,7 @@ def site_metrics(reports: pd.DataFrame | Mapping[str, pd.DataFrame],
 
 
 def reliability_diagram(info: pd.DataFrame) -> go.Figure:
-    """Accuracy against confidence per site (from
+    """Accuracy against confidence per site (``info`` from
     :func:`~fedlab.explain.reliability_info`), with the diagonal of perfect calibration;
     marker size grows with the number of samples in the bin."""
     fig = go.Figure()
@@ -151,8 +164,8 @@ def reliability_diagram(info: pd.DataFrame) -> go.Figure:
 
 
 def contribution_bars(frame: pd.DataFrame) -> go.Figure:
-    """Grouped bars of every column of :func:`~fedlab.explain.contributions` (e.g.
-    leave-one-out and Shapley value) per site; below zero, a site hurts."""
+    """Grouped bars of every column of ``frame``, a :func:`~fedlab.explain.contributions`
+    table (e.g. leave-one-out and Shapley value) per site; below zero, a site hurts."""
     fig = go.Figure()
     for i, col in enumerate(frame.columns):
         fig.add_bar(x=list(frame.index), y=frame[col], name=str(col).replace("_", " "),

@@ -68,8 +68,18 @@ def site_predictions(source: Source, sites: Sequence[Site], split: str = "test",
                      ) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """``{site: (probabilities, labels, summed loss)}`` of each site's model on its split.
 
-    ``source`` is a History (each site's own final model), a model, or a state dict
-    (with ``model`` naming its architecture, default ``"cnn"``).
+    Parameters
+    ----------
+    source : History, nn.Module or state dict
+        A History returned by :func:`fedlab.run` (each site's own final model), one
+        model for all sites, or a state dict of one.
+    sites : list of Site
+        The sites to score, each on its own ``split``.
+    split : {"train", "val", "test"}
+        Which split of each site.
+    model : str or nn.Module, optional
+        The architecture to rebuild: for a History, default the run's model name; for a
+        state dict, default ``"cnn"``; ignored for an nn.Module.
     """
     nets = _models(source, sites, model)
     out = {}
@@ -89,8 +99,8 @@ def site_report(source: Source, sites: Sequence[Site], split: str = "test",
     ----------
     source : History, nn.Module or state dict
         What to score (see :func:`site_predictions`).
-    sites : list of Site
-        Where to score it, each on its own ``split``.
+    sites, split, model
+        Where and how to score it, as for :func:`site_predictions`.
     bins : int
         Bins of the expected calibration error.
     """
@@ -106,7 +116,8 @@ def site_report(source: Source, sites: Sequence[Site], split: str = "test",
 
 
 def fairness(report: pd.DataFrame, metric: str = "accuracy") -> dict[str, float | str]:
-    """The worst site and the spread of ``metric`` across sites.
+    """The worst site and the spread of ``metric`` across sites of a ``report``
+    (a :func:`site_report` table; ``metric`` one of its columns, NaN sites skipped).
 
     Returns ``worst_site``, ``worst``, ``best_site``, ``best``, ``mean`` (unweighted over
     sites), ``spread`` (best - worst) and ``std``. For ``"ece"`` and ``"loss"`` lower
@@ -128,7 +139,10 @@ def fairness(report: pd.DataFrame, metric: str = "accuracy") -> dict[str, float 
 
 def confusion_matrices(source: Source, sites: Sequence[Site], split: str = "test",
                        model: str | nn.Module | None = None) -> dict[str, pd.DataFrame]:
-    """``{site: confusion matrix}`` (rows: true class, columns: predicted class)."""
+    """``{site: confusion matrix}`` (rows: true class, columns: predicted class).
+
+    ``source``, ``sites``, ``split`` and ``model`` are as for :func:`site_predictions`.
+    """
     classes = list(sites[0].classes)
     out = {}
     for name, (p, y, _) in site_predictions(source, sites, split, model).items():
@@ -141,7 +155,11 @@ def confusion_matrices(source: Source, sites: Sequence[Site], split: str = "test
 def reliability_info(source: Source, sites: Sequence[Site], split: str = "test",
                      model: str | nn.Module | None = None, bins: int = 10) -> pd.DataFrame:
     """Reliability diagram data per site: columns site, lower, upper, count, confidence,
-    accuracy (one row per bin, empty bins included with NaN)."""
+    accuracy (one row per bin, empty bins included with NaN).
+
+    ``source``, ``sites``, ``split`` and ``model`` are as for :func:`site_predictions`;
+    ``bins`` is the number of equal-width confidence bins of ``[0, 1]``.
+    """
     frames = []
     for name, (p, y, _) in site_predictions(source, sites, split, model).items():
         if len(y):
@@ -153,7 +171,8 @@ def fairness_table(reports: Mapping[str, pd.DataFrame],
                    metrics: Sequence[str] = ("accuracy", "sensitivity", "ece")) -> pd.DataFrame:
     """:func:`fairness` for every run and metric: one row per ``(run, metric)``, columns
     ``worst_site``, ``worst``, ``best_site``, ``best``, ``mean``, ``spread`` (numbers as
-    floats, ready to round)."""
+    floats, ready to round). ``reports`` maps a run name to its :func:`site_report`;
+    ``metrics`` are the report columns to summarise."""
     rows = {(name, metric): fairness(report, metric)
             for name, report in reports.items() for metric in metrics}
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -69,7 +69,11 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 
 def find_target_layer(model: nn.Module, image_shape: Sequence[int]) -> str:
     """Name of the layer Grad-CAM should use: the last module, called once per forward
-    pass, whose output is still a spatial map (``(N, C, h, w)`` with ``h, w > 1``)."""
+    pass, whose output is still a spatial map (``(N, C, h, w)`` with ``h, w > 1``).
+
+    Found by one forward pass of ``model`` (its train/eval mode is restored) on a zero
+    image of ``image_shape`` ``(C, H, W)``.
+    """
     calls: dict[str, int] = {}
     order: list[str] = []
     hooks = []
@@ -104,8 +108,10 @@ def find_target_layer(model: nn.Module, image_shape: Sequence[int]) -> str:
 def grad_cam(model: nn.Module, images, target=None, layer: str | None = None) -> np.ndarray:
     """Grad-CAM maps ``(N, H, W)`` in ``[0, 1]`` (MONAI ``GradCAM``).
 
-    ``layer`` defaults to :func:`find_target_layer`. MONAI explains one class per call,
-    so the images are grouped by their target class.
+    ``model``, ``images`` and ``target`` are as for :func:`saliency` (the model is copied,
+    so MONAI's hooks stay off it); ``layer`` (a module name) defaults to
+    :func:`find_target_layer`. MONAI explains one class per call, so the images are
+    grouped by their target class.
     """
     from monai.visualize import GradCAM  # slow import: only when asked for
 
@@ -132,6 +138,17 @@ def occlusion(model: nn.Module, images, target=None, mask_size: int = 7,
     Each value is the drop of the target class probability when a ``mask_size`` patch
     around the pixel is replaced (``mode``: ``"mean_img"``, ``"mean_patch"``,
     ``"gaussian"`` or a constant); rises are clipped to 0.
+
+    Parameters
+    ----------
+    model, images, target
+        As for :func:`saliency`.
+    mask_size : int
+        Side of the square patch, at most the image side.
+    overlap : float
+        Overlap of neighbouring patches in ``[0, 1)`` (higher: finer maps, slower).
+    n_batch : int
+        Occluded images per forward pass (memory against speed).
     """
     from monai.visualize import OcclusionSensitivity
 
@@ -163,7 +180,8 @@ def integrated_gradients(model: nn.Module, images, target=None, steps: int = 32,
     ``raw=True`` returns the attributions ``(N, C, H, W)`` themselves, which sum to
     ``logit(x) - logit(baseline)`` of the target class (completeness) up to the Riemann
     error of ``steps`` midpoints; otherwise ``|attribution|`` summed over channels,
-    scaled to ``[0, 1]``.
+    scaled to ``[0, 1]``. ``model``, ``images`` and ``target`` are as for :func:`saliency`;
+    ``baseline`` is the constant pixel value of the starting image.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")

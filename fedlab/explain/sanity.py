@@ -50,6 +50,10 @@ def randomization_check(model: nn.Module, images, methods: Sequence[str] = METHO
     Both maps explain the class the *trained* model predicts, on the same images.
     Returns one row per method: mean ``rank_correlation`` and ``top_overlap`` over the
     images. High values mean the method is insensitive to what the model learned.
+
+    ``images`` are ``(N, C, H, W)``; ``methods`` are names of :data:`METHODS`; ``seed``
+    seeds the random weights (:func:`randomized_model`); ``top`` is the share of most
+    salient pixels for :func:`~fedlab.explain.top_overlap`.
     """
     model = model.eval()
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
@@ -70,7 +74,8 @@ def corner_artefact(site: Site, label: int = 1, size: int = 3, value: float = 1.
                     splits: Sequence[str] = ("train",), name: str | None = None) -> Site:
     """A copy of ``site`` whose images of class ``label`` carry a ``size`` x ``size``
     square of intensity ``value`` in the top-left corner, in ``splits`` only (by default
-    the training split, so the test split shows whether the model relies on it)."""
+    the training split, so the test split shows whether the model relies on it).
+    ``name`` names the new site (default: ``site``'s name)."""
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"splits must be among {SPLITS}, got {sorted(unknown)}")

@@ -29,14 +29,32 @@ def encode(x: torch.Tensor, scale_bits: int, modulus_bits: int) -> torch.Tensor:
 
 
 def decode(v: torch.Tensor, scale_bits: int, modulus_bits: int) -> torch.Tensor:
-    """The inverse of :func:`encode` (values above half the modulus are negative)."""
+    """The inverse of :func:`encode` (values above half the modulus are negative).
+
+    Parameters
+    ----------
+    v : tensor of int64
+        Fixed-point values in ``[0, 2**modulus_bits)``, e.g. a sum of encoded tensors.
+    scale_bits, modulus_bits : int
+        The fractional bits and the modulus' bits ``v`` was encoded with.
+    """
     m = 2**modulus_bits
     signed = torch.where(v >= m // 2, v - m, v)
     return signed.double() / 2.0**scale_bits
 
 
 def shamir_share(secret: int, n: int, t: int, rng: random.Random) -> list[tuple[int, int]]:
-    """``n`` shares ``(x, f(x))`` of ``secret`` (< PRIME); any ``t`` of them recover it."""
+    """``n`` shares ``(x, f(x))`` of ``secret`` (< PRIME); any ``t`` of them recover it.
+
+    Parameters
+    ----------
+    secret : int
+        The value to share (taken modulo PRIME).
+    n, t : int
+        Number of shares and threshold, ``1 <= t <= n``.
+    rng : random.Random
+        Draws the random coefficients of the degree ``t - 1`` polynomial.
+    """
     if not 1 <= t <= n:
         raise ValueError(f"threshold must be in [1, {n}], got {t}")
     coeffs = [secret % PRIME] + [rng.randrange(PRIME) for _ in range(t - 1)]

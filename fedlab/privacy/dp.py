@@ -79,14 +79,28 @@ def clip_delta(delta: State, clip: float) -> tuple[State, float]:
 
 
 def add_noise(delta: State, std: float, generator: torch.Generator) -> State:
-    """``delta`` plus independent Gaussian noise of standard deviation ``std``."""
+    """``delta`` plus independent Gaussian noise of standard deviation ``std``.
+
+    ``delta`` (a dict of tensors) is not modified; ``generator``, a CPU generator, draws
+    the noise of every entry (then moved to each tensor's device)."""
     return {k: v + std * torch.randn(v.shape, generator=generator, dtype=v.dtype).to(v.device)
             for k, v in delta.items()}
 
 
 def noise_std(noise_multiplier: float, clip: float, n_sites: int,
               mode: Literal["central", "local"] = "central") -> float:
-    """Standard deviation of the noise in the *mean* of ``n_sites`` clipped updates."""
+    """Standard deviation of the noise in the *mean* of ``n_sites`` clipped updates.
+
+    Parameters
+    ----------
+    noise_multiplier, clip : float
+        Sigma and the L2 bound of each site's update, as for :class:`DP`.
+    n_sites : int
+        How many updates are averaged.
+    mode : {"central", "local"}
+        ``"central"``: one draw added to the sum (``sigma * clip / n_sites``);
+        ``"local"``: one per site (``sigma * clip / sqrt(n_sites)``).
+    """
     if mode == "central":
         return noise_multiplier * clip / n_sites
     return noise_multiplier * clip / n_sites ** 0.5
@@ -114,6 +128,8 @@ class DP(Wrapper):
         Opacus accountant used for ``epsilon``.
     seed : int
         Seeds the noise (with the round and the site).
+    n_sites : int
+        Keyword only, set by ``bind`` (the number of sites, for the sampling rate); leave 0.
     """
 
     name: ClassVar[str] = "dp"
@@ -226,6 +242,9 @@ class DP(Wrapper):
 def DPFedAvg(noise_multiplier: float = 1.0, clip: float = 1.0,
              mode: Literal["central", "local"] = "central", delta: float = 1e-5,
              accountant: Literal["rdp", "prv"] = "rdp", seed: int = 0) -> DP:
-    """DP-FedAvg (McMahan et al. 2018): :class:`DP` around :class:`~fedlab.strategies.FedAvg`."""
+    """DP-FedAvg (McMahan et al. 2018): :class:`DP` around :class:`~fedlab.strategies.FedAvg`.
+
+    ``noise_multiplier``, ``clip``, ``mode``, ``delta``, ``accountant``, ``seed``: as for
+    :class:`DP`, with the same defaults."""
     return DP(FedAvg(), noise_multiplier, clip, mode, delta, accountant, seed)
 

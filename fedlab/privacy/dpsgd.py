@@ -41,7 +41,23 @@ def dp_sgd_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tr
                   max_grad_norm: float) -> dict[str, float]:
     """DP-SGD on ``(x, y)`` in place: ``config``'s steps (or epochs of ``n / batch``
     Poisson-sampled steps), per-sample clipping and Gaussian noise. Returns the mean
-    loss, the steps taken and the sampling rate."""
+    loss, the steps taken and the sampling rate.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The site's model, trained in place (no BatchNorm: Opacus refuses it).
+    x, y : tensor
+        The site's images and labels.
+    config : TrainConfig
+        Optimiser, batch size (the expected Poisson batch) and steps or epochs.
+    generator : torch.Generator
+        Draws the Poisson samples and seeds the noise.
+    noise_multiplier : float
+        Noise standard deviation over ``max_grad_norm``.
+    max_grad_norm : float
+        Bound on each sample's gradient norm.
+    """
     require_opacus()
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer

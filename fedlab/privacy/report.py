@@ -17,7 +17,18 @@ __all__ = ["epsilon_info", "plot_epsilon", "masking_info", "plot_masking"]
 def epsilon_info(noise_multipliers: Sequence[float], rounds: int, sample_rate: float = 1.0,
                  delta: float = 1e-5, accountant: str = "rdp") -> pd.DataFrame:
     """Epsilon after each round 1..``rounds`` for each noise multiplier (long format:
-    columns ``noise_multiplier``, ``round``, ``epsilon``)."""
+    columns ``noise_multiplier``, ``round``, ``epsilon``).
+
+    Parameters
+    ----------
+    noise_multipliers : sequence of float
+        The noise multipliers (sigma) to compare, one line each.
+    rounds : int
+        Last round, >= 1.
+    sample_rate, delta, accountant
+        As for :func:`epsilon`: the fraction of sites per round (default 1), the target
+        delta (default 1e-5) and ``"rdp"`` (default) or ``"prv"``.
+    """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rows = [{"noise_multiplier": float(s), "round": r,
@@ -27,7 +38,15 @@ def epsilon_info(noise_multipliers: Sequence[float], rounds: int, sample_rate: f
 
 
 def plot_epsilon(info: pd.DataFrame, title: str = ""):
-    """Lines of epsilon over rounds, one per noise multiplier (from :func:`epsilon_info`)."""
+    """Lines of epsilon over rounds, one per noise multiplier (from :func:`epsilon_info`).
+
+    Parameters
+    ----------
+    info : DataFrame
+        The output of :func:`epsilon_info`.
+    title : str
+        The figure's title; empty for the default one.
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure([go.Scatter(x=part["round"].tolist(),
@@ -43,7 +62,17 @@ def plot_epsilon(info: pd.DataFrame, title: str = ""):
 def masking_info(real: torch.Tensor, masked: torch.Tensor, modulus_bits: int,
                  bins: int = 40) -> dict[str, np.ndarray]:
     """Histograms of a site's real update values and of the masked integers the server
-    receives (as a fraction of the modulus), and their correlation."""
+    receives (as a fraction of the modulus), and their correlation.
+
+    Parameters
+    ----------
+    real, masked : tensor
+        A site's real update values and the masked integers it sends for them.
+    modulus_bits : int
+        The masking modulus' bits (``masked`` is divided by ``2**modulus_bits``).
+    bins : int
+        Number of histogram bins (default 40).
+    """
     r = real.detach().double().flatten().numpy()
     m = masked.detach().double().flatten().numpy() / 2.0**modulus_bits
     return {"real_counts": np.histogram(r, bins)[0], "real_edges": np.histogram(r, bins)[1],
@@ -53,7 +82,15 @@ def masking_info(real: torch.Tensor, masked: torch.Tensor, modulus_bits: int,
 
 
 def plot_masking(info: dict[str, np.ndarray], title: str = ""):
-    """Two histograms side by side: what the site computed, what the server sees."""
+    """Two histograms side by side: what the site computed, what the server sees.
+
+    Parameters
+    ----------
+    info : dict
+        The output of :func:`masking_info`.
+    title : str
+        The figure's title; empty for the default one.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

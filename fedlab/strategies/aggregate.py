@@ -17,6 +17,13 @@ def weighted_average(states: Sequence[State], weights: Sequence[float]) -> State
     Weights are normalised to sum to one (FedAvg uses the sites' example counts).
     Floating-point tensors are averaged in float64 then cast back; integer tensors
     (e.g. BatchNorm's ``num_batches_tracked``) get the rounded weighted mean.
+
+    Parameters
+    ----------
+    states : sequence of dict of tensors
+        The states to average (at least one); the first one's keys are used.
+    weights : sequence of float
+        One per state, at least 0, with a positive sum.
     """
     if not states:
         raise ValueError("states must not be empty")

@@ -25,7 +25,19 @@ __all__ = ["Strategy", "ClientContext", "Update", "State", "Tree"]
 
 @dataclass
 class Update:
-    """What a site sends back after local training."""
+    """What a site sends back after local training.
+
+    Parameters
+    ----------
+    site : str
+        Name of the sending site.
+    payload : dict of tensors
+        What it sends: its new weights or their changes (see :attr:`Strategy.payload`).
+    n_examples : int
+        Its training examples: the update's weight in the mean.
+    metrics : dict of str to float
+        Numbers about the local training, e.g. ``train_loss`` and ``steps``.
+    """
 
     site: str
     payload: State
@@ -41,6 +53,17 @@ class ClientContext:
     ``received`` is what the server sent; ``site_state`` is the site's own persistent
     state, which the strategy may read and update in place. The site's data are reached
     only through :meth:`train`.
+
+    Parameters
+    ----------
+    site : str
+        Name of the site.
+    round : int
+        The current round (from 1).
+    config : TrainConfig
+        This round's local training settings (learning rate decayed).
+    n_examples : int
+        The site's training examples (the weight of its update).
     """
 
     site: str

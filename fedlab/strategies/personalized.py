@@ -60,13 +60,13 @@ class FineTuned(FedAvg):
 class Ditto(FedAvg):
     """FedAvg for the global model plus a proximally regularised personal model per site.
 
+    Each round a site trains twice (global then personal), so local compute doubles.
+
     Parameters
     ----------
     lam : float
         Pull of the personal model towards the global one, >= 0 (the paper tunes it in
         {0.01, 0.1, 1, 2}; 0.1 here).
-
-    Each round a site trains twice (global then personal), so local compute doubles.
     """
 
     name: ClassVar[str] = "ditto"

@@ -130,7 +130,13 @@ def _squared_distances(states: Sequence[State]) -> list[float]:
 
 def consensus_distance(states: Sequence[State]) -> float:
     """How far the sites are from agreeing: the mean over sites of the squared
-    Euclidean distance between a site's floating-point weights and their average."""
+    Euclidean distance between a site's floating-point weights and their average.
+
+    Parameters
+    ----------
+    states : sequence of dict of tensors
+        The sites' model states (at least one), e.g. ``ctx.shared``.
+    """
     dist = _squared_distances(states)
     return sum(dist) / len(dist)
 
@@ -139,7 +145,13 @@ def site_distances(states: Sequence[State] | Mapping[str, State]) -> pd.Series:
     """Each site's own share of the consensus distance: the squared Euclidean distance
     between its floating-point weights and the sites' average (their mean is
     :func:`consensus_distance`). Pass ``History.site_states`` to see which sites ended
-    up furthest from the others; a mapping keeps its keys as the index."""
+    up furthest from the others; a mapping keeps its keys as the index.
+
+    Parameters
+    ----------
+    states : sequence or mapping of dict of tensors
+        The sites' model states (at least one), in a list or by site name.
+    """
     names = list(states) if isinstance(states, Mapping) else None
     values = list(states.values()) if isinstance(states, Mapping) else list(states)
     return pd.Series(_squared_distances(values), index=names, name="distance to the average")

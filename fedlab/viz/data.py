@@ -14,7 +14,11 @@ from .palette import PALETTE
 
 
 def label_distribution_info(sites: Sequence[Site], split: str = "train") -> pd.DataFrame:
-    """Samples per class at each site: columns site, class, count, share."""
+    """Samples per class at each site: columns site, class, count, share.
+
+    ``sites`` is a list of Site, ``split`` the split counted (``"train"``, ``"val"`` or
+    ``"test"``).
+    """
     rows = []
     for site in sites:
         counts = site.label_counts(split)
@@ -26,7 +30,10 @@ def label_distribution_info(sites: Sequence[Site], split: str = "train") -> pd.D
 
 def label_distribution(sites: Sequence[Site], split: str = "train",
                        normalize: bool = False) -> go.Figure:
-    """Stacked bars of the classes held by each site (counts, or shares if ``normalize``)."""
+    """Stacked bars of the classes held by each site (counts, or shares if ``normalize``).
+
+    ``sites`` and ``split`` are as for :func:`label_distribution_info`.
+    """
     info = label_distribution_info(sites, split)
     value = "share" if normalize else "count"
     fig = go.Figure()
@@ -43,6 +50,8 @@ def sample_images(sites: Sequence[Site], per_site: int = 4, split: str = "train"
     """A grid of example images: one row per site, label in each title.
 
     For teaching only: it looks inside the sites, which a real federation cannot do.
+    ``per_site`` images (columns) are drawn from each site's ``split``, chosen at random
+    by ``seed`` (as :meth:`fedlab.Site.peek`); a site with fewer leaves cells empty.
     """
     titles, images = [], []
     for site in sites:
@@ -80,7 +89,8 @@ def label_heatmap(sites: Sequence[Site], split: str = "train",
                   normalize: bool = True) -> go.Figure:
     """Sites x classes heatmap of label shares (or counts if not ``normalize``).
 
-    The numbers are :func:`label_distribution_info`'s.
+    The numbers are :func:`label_distribution_info`'s, with the same ``sites`` and
+    ``split``.
     """
     info = label_distribution_info(sites, split)
     value = "share" if normalize else "count"
@@ -98,14 +108,22 @@ def label_heatmap(sites: Sequence[Site], split: str = "train",
 
 def label_skew_info(sites: Sequence[Site], metric: str = "js",
                     split: str = "train") -> pd.DataFrame:
-    """Columns site, n, distance: each site's label distribution vs the pooled one."""
+    """Columns site, n, distance: each site's label distribution vs the pooled one.
+
+    ``sites`` and ``split`` are as for :func:`label_distribution_info`; ``metric`` is
+    ``"js"`` (Jensen-Shannon distance), ``"tv"`` (total variation) or ``"emd"``
+    (``sum |p - q|``, twice the total variation).
+    """
     from ..data.stats import distance_to_global
 
     return distance_to_global(sites, metric, split)  # type: ignore[arg-type]
 
 
 def label_skew(sites: Sequence[Site], metric: str = "js", split: str = "train") -> go.Figure:
-    """Bars: how far each site's labels are from the global distribution."""
+    """Bars: how far each site's labels are from the global distribution.
+
+    ``sites``, ``metric`` and ``split`` are as for :func:`label_skew_info`.
+    """
     info = label_skew_info(sites, metric, split)
     fig = go.Figure(go.Bar(x=info["site"], y=info["distance"], marker_color=PALETTE[0],
                            customdata=info["n"], hovertemplate="%{x}: %{y:.3f} (n=%{customdata})"))
@@ -117,7 +135,10 @@ def label_skew(sites: Sequence[Site], metric: str = "js", split: str = "train") 
 
 def site_distances_info(sites: Sequence[Site], metric: str = "js",
                         split: str = "train") -> pd.DataFrame:
-    """Columns site_a, site_b, distance between the sites' label distributions."""
+    """Columns site_a, site_b, distance between the sites' label distributions.
+
+    ``sites``, ``metric`` and ``split`` are as for :func:`label_skew_info`.
+    """
     from ..data.stats import distance_matrix
 
     matrix = distance_matrix(sites, metric, split)  # type: ignore[arg-type]
@@ -127,7 +148,10 @@ def site_distances_info(sites: Sequence[Site], metric: str = "js",
 
 def site_distances(sites: Sequence[Site], metric: str = "js",
                    split: str = "train") -> go.Figure:
-    """Site-to-site heatmap of label distances (0: same label distribution)."""
+    """Site-to-site heatmap of label distances (0: same label distribution).
+
+    ``sites``, ``metric`` and ``split`` are as for :func:`label_skew_info`.
+    """
     info = site_distances_info(sites, metric, split)
     names = [s.name for s in sites]
     z = info["distance"].to_numpy().reshape(len(names), len(names))
@@ -143,7 +167,9 @@ def intensity_histograms_info(sites: Sequence[Site], split: str = "train", bins:
                               max_samples: int | None = 2000, seed: int = 0) -> pd.DataFrame:
     """Columns site, bin_left, bin_right, density of pixel intensities per site.
 
-    Teaching view: it reads up to ``max_samples`` images per site.
+    Teaching view: it reads up to ``max_samples`` images per site (None: all of them),
+    drawn from each site's ``split`` at random by ``seed``. ``sites`` is a list of Site;
+    ``bins`` equal-width bins cover ``[0, 1]``, each site's density integrating to 1.
     """
     from ..data.stats import intensity_histogram
 
@@ -153,7 +179,11 @@ def intensity_histograms_info(sites: Sequence[Site], split: str = "train", bins:
 def intensity_histograms(sites: Sequence[Site], split: str = "train", bins: int = 32,
                          max_samples: int | None = 2000, seed: int = 0) -> go.Figure:
     """Overlaid pixel-intensity histograms, one line per site: acquisition shift shows
-    as sites whose curves differ (brighter, more contrast, noisier, blurrier)."""
+    as sites whose curves differ (brighter, more contrast, noisier, blurrier).
+
+    ``sites``, ``split``, ``bins``, ``max_samples`` and ``seed`` are as for
+    :func:`intensity_histograms_info`.
+    """
     info = intensity_histograms_info(sites, split, bins, max_samples, seed)
     fig = go.Figure()
     for i, (site, rows) in enumerate(info.groupby("site", sort=False)):

@@ -13,7 +13,11 @@ from .palette import PALETTE
 
 def learning_curves_info(history: History, metric: str = "accuracy",
                          split: str = "test") -> pd.DataFrame:
-    """Columns round, site, value for the global model and every site."""
+    """Columns round, site, value for the global model and every site.
+
+    ``history`` is a run's History; ``metric`` a recorded metric (``"accuracy"``,
+    ``"loss"``, ``"auc"``, ...); ``split`` the evaluated split (e.g. ``"test"``).
+    """
     frame = history.to_frame("metrics")
     frame = frame[frame["split"] == split]
     return frame[["round", "site", metric]].rename(columns={metric: "value"})
@@ -21,7 +25,11 @@ def learning_curves_info(history: History, metric: str = "accuracy",
 
 def learning_curves(history: History, metric: str = "accuracy", split: str = "test",
                     per_site: bool = True) -> go.Figure:
-    """``metric`` against round: the global model in bold, each site thinner."""
+    """``metric`` against round: the global model in bold, each site thinner.
+
+    ``history``, ``metric`` and ``split`` are as for :func:`learning_curves_info`;
+    ``per_site=False`` draws the global curve only.
+    """
     info = learning_curves_info(history, metric, split)
     fig = go.Figure()
     if per_site:
@@ -39,7 +47,10 @@ def learning_curves(history: History, metric: str = "accuracy", split: str = "te
 
 def compare_runs_info(histories: Mapping[str, History], metric: str = "accuracy",
                       split: str = "test") -> pd.DataFrame:
-    """Columns run, round, value of the global ``metric`` for several runs."""
+    """Columns run, round, value of the global ``metric`` for several runs.
+
+    ``histories`` maps a run name to its History; ``split`` is the evaluated split.
+    """
     rows = []
     for name, h in histories.items():
         rounds, values = h.series(metric, GLOBAL, split)
@@ -50,7 +61,10 @@ def compare_runs_info(histories: Mapping[str, History], metric: str = "accuracy"
 
 def compare_runs(histories: Mapping[str, History], metric: str = "accuracy",
                  split: str = "test") -> go.Figure:
-    """One global learning curve per run, e.g. centralised vs local-only vs FedAvg."""
+    """One global learning curve per run, e.g. centralised vs local-only vs FedAvg.
+
+    ``histories``, ``metric`` and ``split`` are as for :func:`compare_runs_info`.
+    """
     info = compare_runs_info(histories, metric, split)
     fig = go.Figure()
     for i, (name, rows) in enumerate(info.groupby("run", sort=False)):
@@ -62,7 +76,11 @@ def compare_runs(histories: Mapping[str, History], metric: str = "accuracy",
 
 
 def cross_site_heatmap(frame: pd.DataFrame, title: str = "") -> go.Figure:
-    """Heatmap of :func:`fedlab.cross_site`: rows the model's owner, columns the test site."""
+    """Heatmap of :func:`fedlab.cross_site`: rows the model's owner, columns the test site.
+
+    ``frame`` is that table (the colour scale spans ``[0, 1]``); ``title`` the figure's
+    title (default "Each model tested at every site").
+    """
     fig = go.Figure(go.Heatmap(
         z=frame.to_numpy(), x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
         colorscale="Viridis", zmin=0, zmax=1, text=frame.round(2).to_numpy(),
@@ -131,6 +149,8 @@ def sweep(table: pd.DataFrame, runs: Sequence[str] | None = None,
     points : dict, optional
         Label → (run on the x axis, value), drawn as single diamonds (e.g. a centralised
         run on the most shifted data).
+    title, xaxis_title : str
+        Titles of the figure (default "Accuracy across the sweep") and of its x axis.
     """
     info = sweep_info(table, runs, columns)
     fig = go.Figure()
