@@ -5,11 +5,19 @@ History so far) and ``checkpoints/round_NNNN.safetensors`` with the global model
 server state of the strategy, every site's own state and codec state, and for the
 decentralised topologies every site's shared model and the topology's memory, after
 that round.
+
+Nothing is lost when a run is killed: each file is written to a temporary name, flushed
+to disk (``fsync``) and renamed, so a file is either whole or absent; each checkpoint
+carries a SHA-256 of its tensors, and a checkpoint that is truncated or altered is
+reported and skipped for the one before it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +29,49 @@ from safetensors.torch import save_file
 from .history import History
 from .state import State, Tree, empty_paths, flatten, unflatten
 
-__all__ = ["Checkpoint", "save_round", "load_latest", "check_config"]
+__all__ = ["Checkpoint", "save_round", "load_latest", "check_config", "digest",
+           "durable_replace"]
 
 
 def _path(run_dir: Path, round: int) -> Path:
     return run_dir / "checkpoints" / f"round_{round:04d}.safetensors"
+
+
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the names, dtypes, shapes and bytes of ``tensors``, in their order.
+
+    Parameters
+    ----------
+    tensors : dict of str to Tensor
+        CPU tensors, as a checkpoint file holds them.
+    """
+    h = hashlib.sha256()
+    for name, t in tensors.items():
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def durable_replace(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` to disk, rename it to ``path`` and flush the folder: after a crash
+    ``path`` holds either its old content or the whole new one.
+
+    Parameters
+    ----------
+    tmp, path : Path
+        The finished temporary file and its final name (same folder).
+    """
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a folder cannot be opened on some systems: the rename still holds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -78,32 +124,66 @@ def save_round(run_dir: Path, ckpt: Checkpoint, history: History) -> None:
     save_file(tensors, str(tmp), metadata={"round": str(ckpt.round),
                                            "order": json.dumps(list(tensors)),
                                            "paths": json.dumps(paths),
-                                           "empty": json.dumps(empty)})
-    tmp.replace(path)
+                                           "empty": json.dumps(empty),
+                                           "sha256": digest(tensors)})
+    durable_replace(tmp, path)
     history.save(run_dir / "history.json")
 
 
+def _read(path: Path, device: torch.device) -> tuple[dict, dict]:
+    """The tensors (in their saved order) and metadata of one checkpoint, verified."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:  # one read
+            saved, meta = set(f.keys()), f.metadata() or {}
+            order = json.loads(meta.get("order", "[]"))
+            keys = [k for k in order if k in saved] + sorted(saved - set(order))
+            tensors = {k: f.get_tensor(k) for k in keys}
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise ValueError(f"{path.name} cannot be read ({type(err).__name__}: {err})") from None
+    if "sha256" in meta and digest(tensors) != meta["sha256"]:
+        raise ValueError(f"{path.name} does not match its checksum (altered or damaged)")
+    return {k: v.to(device) for k, v in tensors.items()}, meta
+
+
 def load_latest(run_dir: Path, n_sites: int, device: torch.device,
-                ) -> tuple[Checkpoint, History] | None:
-    """The newest checkpoint whose History is also on disk (and that History, cut to
-    its round), or None if there is none."""
+                ) -> tuple[Checkpoint, History, list[str]] | None:
+    """The newest readable checkpoint whose round the History on disk has reached, that
+    History cut to its round, and a note for each newer checkpoint that was damaged and
+    skipped; None when the run directory holds no checkpoint.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run directory.
+    n_sites : int
+        How many sites (trainers) the run has.
+    device : torch.device
+        Where the tensors are loaded.
+    """
     ckpts = sorted((run_dir / "checkpoints").glob("round_*.safetensors"))
-    if not ckpts or not (run_dir / "history.json").exists():
+    if not ckpts:
         return None
+    if not (run_dir / "history.json").exists():
+        raise FileNotFoundError(
+            f"cannot resume: run_dir {str(run_dir)!r} holds checkpoints but no history.json "
+            "(deleted?); move the folder aside and start again, or restore the file")
     history = History.load(run_dir / "history.json")
-    path = ckpts[-1]
-    round = int(path.stem.split("_")[1])
-    if history.last_round < round:  # interrupted between the two writes
-        path, round = _path(run_dir, history.last_round), history.last_round
-        if not path.exists():
-            return None
-    with safe_open(str(path), framework="pt", device=str(device)) as f:  # one read
-        saved = set(f.keys())
-        meta = f.metadata() or {}
-        order, paths = json.loads(meta.get("order", "[]")), json.loads(meta.get("paths", "{}"))
-        empty = {h: [tuple(p) for p in v] for h, v in json.loads(meta.get("empty", "{}")).items()}
-        keys = [k for k in order if k in saved] + sorted(saved - set(order))
-        tensors = {k: f.get_tensor(k) for k in keys}
+    skipped: list[str] = []
+    for path in reversed(ckpts):
+        round = int(path.stem.split("_")[1])
+        if round > history.last_round:  # interrupted between the two writes
+            continue
+        try:
+            tensors, meta = _read(path, device)
+            break
+        except ValueError as err:
+            skipped.append(str(err))
+            warnings.warn(f"{run_dir}: {err}; trying the checkpoint before it", stacklevel=3)
+    else:
+        raise ValueError(f"cannot resume: no readable checkpoint in {run_dir / 'checkpoints'}"
+                         f" ({'; '.join(skipped) or 'none is as recent as history.json'})")
+    paths, empty = json.loads(meta.get("paths", "{}")), json.loads(meta.get("empty", "{}"))
+    empty = {h: [tuple(p) for p in v] for h, v in empty.items()}
     parts: dict[str, dict] = {"global": {}, "server": {}, "memory": {}, "same": {}}
     lists: dict[str, list[dict]] = {h: [{} for _ in range(n_sites)]
                                     for h in ("site", "codec", "shared")}
@@ -123,13 +203,27 @@ def load_latest(run_dir: Path, n_sites: int, device: torch.device,
     shared = lists["shared"] if any(lists["shared"]) else []
     ckpt = Checkpoint(round, parts["global"], parts["server"], lists["site"], lists["codec"],
                       shared, {k: int(v) for k, v in parts["memory"].items()})
-    return ckpt, history.truncate(round)
+    return ckpt, history.truncate(round), skipped
 
 
 def check_config(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
-    """Write ``config.json``; when resuming, refuse a run directory of another run."""
+    """Write ``config.json``; when resuming, refuse a run directory of another run (other
+    arguments, other data under the same site names) or fewer rounds than it has run.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run directory (created if missing).
+    config : dict
+        The run's recorded arguments (``History.config``).
+    resume : bool
+        Whether the run continues the one in ``run_dir``.
+    """
     path = run_dir / "config.json"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"run_dir {str(run_dir)!r} cannot be created: {err.strerror}") from None
     if path.exists():
         old = json.loads(path.read_text())
         if not resume:
@@ -141,5 +235,13 @@ def check_config(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
         if changed:
             raise ValueError(
                 f"cannot resume: run_dir {str(run_dir)!r} was made with other arguments "
-                f"({', '.join(sorted(changed))} differ)")
-    path.write_text(json.dumps(config, indent=1, sort_keys=True))
+                f"({', '.join(sorted(changed))} differ"
+                f"{'; data: the sites hold other images or labels' if 'data' in changed else ''})")
+        if (run_dir / "history.json").exists():
+            done = History.load(run_dir / "history.json").last_round
+            if done > int(config.get("rounds", done)):
+                raise ValueError(f"cannot resume: run_dir {str(run_dir)!r} has run {done} "
+                                 f"rounds already, more than rounds={config.get('rounds')}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config, indent=1, sort_keys=True))
+    durable_replace(tmp, path)

@@ -166,7 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        hint = (f"; the rounds done are kept: continue with --resume --out {out}"
+                if args.command == "run" else "")
+        print(f"fedlab {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except FloatingPointError as err:  # the run diverged: not a crash, and not a success
+        print(f"fedlab {args.command}: the run diverged: {err}", file=sys.stderr)
+        return 3
+    except (ValueError, TypeError, OSError) as err:  # user errors: one line, no traceback
         print(f"fedlab {args.command}: error: {err}", file=sys.stderr)
         return 2
 

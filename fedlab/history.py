@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,8 @@ COLLAPSE_SHARE = 0.98
 class CollapsedModelWarning(UserWarning):
     """The final model predicts (almost) one class for every test image."""
 TIMING_KEYS = ("wall_s", "train_s", "eval_s")
+#: the version of the JSON layout :meth:`History.save` writes
+SCHEMA = 1
 Table = Literal["metrics", "ledger", "rounds", "events"]
 
 
@@ -161,11 +164,22 @@ class History:
 
     # -- persistence --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "metrics": self.metrics, "ledger": self.ledger,
-                "rounds": self.rounds, "events": self.events}
+        """The History as plain JSON-ready values, with its schema version."""
+        return {"schema": SCHEMA, "config": self.config, "metrics": self.metrics,
+                "ledger": self.ledger, "rounds": self.rounds, "events": self.events}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
+        """A History from ``data``, what :meth:`to_dict` returned (no ``schema``: version
+        1); another schema version, or a dict that is no History, is a ValueError."""
+        tables = {"config", "metrics", "ledger", "rounds", "events"}
+        if not isinstance(data, dict) or not tables & set(data):
+            keys = f" with keys {sorted(data)[:5]}" if isinstance(data, dict) else ""
+            raise ValueError(f"not a fedlab History: expected a JSON object with some of "
+                             f"{sorted(tables)}, got {type(data).__name__}{keys}")
+        if data.get("schema", 1) != SCHEMA:
+            raise ValueError(f"a History of schema {data.get('schema')!r}; this fedlab reads "
+                             f"schema {SCHEMA} (written by another version of fedlab)")
         h = cls(data.get("config"))
         for name in ("metrics", "ledger", "rounds", "events"):
             setattr(h, name, [_nan_in(dict(r)) for r in data.get(name, [])])
@@ -177,13 +191,26 @@ class History:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(_nan_out(self.to_dict()), indent=1))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # on disk before the rename: whole or absent
         tmp.replace(path)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> History:
-        """Read a History written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a History written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : path
+            A ``history.json``; a damaged or foreign file is a ValueError naming it.
+        """
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON (truncated or damaged?): {err}") from None
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def truncate(self, last_round: int) -> History:
         """A copy holding rounds ``<= last_round`` only (used when resuming)."""
@@ -216,4 +243,6 @@ def _nan_in(row: dict[str, Any]) -> dict[str, Any]:
     for k in row:
         if row[k] is None and (k in ("loss", "accuracy", "auc") or k.startswith("dice")):
             row[k] = float("nan")
+        elif row[k] in ("inf", "-inf"):  # how _nan_out stores an infinite number
+            row[k] = float(row[k])
     return row

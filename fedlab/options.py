@@ -46,7 +46,10 @@ def strategy_from(name: str, params: list[str], combine: str | None = None):
         if kind not in (int, float, str, bool):
             raise ValueError(f"--param {key}: a {kind.__name__} cannot be set from the command "
                              "line; use the Python API")
-        kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+        try:
+            kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+        except ValueError:
+            raise ValueError(f"--param {key}={raw}: {key} must be a {kind.__name__}") from None
     strategy = get(name, **kwargs)
     if combine is not None:
         strategy = dataclasses.replace(strategy, combine=get_rule(combine))

@@ -32,7 +32,7 @@ from .engine.setup import (
     end_of_round,
     run_config,
 )
-from .history import History
+from .history import GLOBAL, History
 from .models import ModelSpec
 from .sites import Federation, Site
 from .strategies import Strategy, get
@@ -145,7 +145,8 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     config = run_config(
         strategy=strategy.label, strategy_params=strategy, model=spec.label, rounds=rounds,
         train=cfg, seed=seed, eval_every=eval_every, eval_splits=list(eval_splits),
-        sites=[s.name for s in sites], uplink=str(wire.up), downlink=str(wire.down),
+        sites=[s.name for s in sites], data={s.name: s.fingerprint() for s in sites},
+        uplink=str(wire.up), downlink=str(wire.down),
         clients_per_round=clients_per_round,
         network=network_config(links) if links is not None else None,
         **({"topology": topo.name, "topology_params": topo} if topo.decentralised else {}))
@@ -170,7 +171,11 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         checkpoint.check_config(run_path, config, resume)
         found = checkpoint.load_latest(run_path, len(trainers), dev) if resume else None
         if found is not None:
-            ctx, start = _restore(ctx, *found, config), found[0].round + 1
+            ckpt, old, skipped = found
+            ctx, start = _restore(ctx, ckpt, old, config), ckpt.round + 1
+            ctx.history.events += [{"round": ckpt.round, "site": GLOBAL,
+                                    "event": f"resumed past a damaged checkpoint: {note}"}
+                                   for note in skipped]
     if start == 1:
         evaluate(0)
     history = ctx.history
@@ -180,6 +185,10 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         t0 = time.perf_counter()
         ctx = replace(ctx, round=rnd, report={}, excluded=set(), trained={})
         topo.round(ctx)
+        if ctx.trained and ctx.excluded >= set(ctx.trained):
+            raise FloatingPointError(
+                f"round {rnd}: every site's update was non-finite (NaN or inf) and nothing "
+                "trained; check lr, the strategy's parameters and the images for NaN")
         t_train, t1 = time.perf_counter() - t0, time.perf_counter()
         sim = _simulated_time(history, rnd, ctx.trained, links)
         if rnd % eval_every == 0 or rnd == rounds:

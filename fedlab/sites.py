@@ -7,6 +7,7 @@ site, and what leaves it is model state, counts and metrics.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -84,6 +85,18 @@ class Site:
         if split not in self._data:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return self._data[split]
+
+    def fingerprint(self) -> str:
+        """A short SHA-1 of every split's images and labels: a run directory records it,
+        so a run resumed on other data under the same site names is refused."""
+        h = hashlib.sha1()
+        for split in sorted(self._data):
+            part = self._data[split]
+            for a in (part.images, part.labels):
+                a = np.ascontiguousarray(a)
+                h.update(f"{split}|{a.dtype}|{a.shape}|".encode())
+                h.update(a.tobytes())
+        return h.hexdigest()[:16]
 
     def replace(self, name: str | None = None, **splits: Split) -> Site:
         """A copy of this site with some splits (``train=``, ``val=``, ``test=``) or its

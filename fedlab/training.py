@@ -95,7 +95,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else is used as given."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+                         ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}, but this torch has no CUDA device; use "
+                         "device='cpu' or 'auto'")
+    return dev
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None,

@@ -188,7 +188,8 @@ def test_nested_states_survive_a_checkpoint_exactly(tmp_path):
     history = fl.History({"rounds": 1})
     history.rounds.append({"round": 1})
     save_round(tmp_path, ckpt, history)
-    back, _ = load_latest(tmp_path, 2, torch.device("cpu"))
+    back, _, skipped = load_latest(tmp_path, 2, torch.device("cpu"))
+    assert skipped == []
     assert back.server_state.keys() == server.keys() and back.server_state["base"] == {}
     assert list(back.server_state["dp"]) == ["rates", "deep"]
     assert torch.equal(back.server_state["dp"]["deep"]["x"], torch.ones(2))

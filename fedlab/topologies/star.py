@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ..engine.context import SERVER
+from ..strategies.aggregate import is_finite
 from ..strategies.base import State
 from .base import Topology
 
@@ -49,6 +50,10 @@ class Star(Topology):
         if good:
             ctx.global_state, ctx.server_state, combined = strategy.server_step(
                 ctx.global_state, good, ctx.server_state)
+            if not is_finite(ctx.global_state):
+                raise FloatingPointError(
+                    f"round {ctx.round}: the global model is non-finite after the server step "
+                    f"of {strategy.label} (a server learning rate, noise or attack too large?)")
         for msg in strategy.extra_messages(ctx.round, updates):
             ctx.log(msg)
         ctx.report.update({"sites": [u.site for u in updates],
