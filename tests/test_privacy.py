@@ -15,10 +15,13 @@ from torch import nn
 import fedlab as fl
 from fedlab.privacy import DP, DPSGD, DPFedAvg, SecAgg, clip_delta, epsilon, noise_std
 from fedlab.privacy.crypto import (
+    KEY_BYTES,
+    SEAL_BYTES,
+    SHARE_BYTES,
     agree,
     decode,
     encode,
-    public_key,
+    keypair,
     shamir_reconstruct,
     shamir_share,
 )
@@ -48,10 +51,37 @@ def test_shamir_threshold_recovers_and_fewer_shares_do_not():
     assert shamir_reconstruct(shares[:2]) != secret
 
 
-def test_key_agreement_is_symmetric():
-    a, b = 987654321, 123456789
-    assert agree(a, public_key(b)) == agree(b, public_key(a))
-    assert agree(a, public_key(b)) != agree(a, public_key(b + 1))
+def test_shamir_shares_a_32_byte_key_in_one_element():
+    secret = int.from_bytes(bytes(range(1, 33)), "big")
+    shares = shamir_share(secret, n=4, t=2, rng=random.Random(1))
+    assert shamir_reconstruct(shares[2:]) == secret
+
+
+def test_x25519_agreement_is_symmetric_and_labelled():
+    (a, pa), (b, pb), (_, pc) = (keypair(bytes([i]) * 32) for i in (1, 2, 3))
+    assert len(pa) == KEY_BYTES
+    assert agree(a, pb, "mask") == agree(b, pa, "mask")
+    assert agree(a, pb, "mask") != agree(a, pc, "mask")
+    assert agree(a, pb, "mask") != agree(a, pb, "shares")  # one key per use
+
+
+def test_a_tampered_share_is_refused_and_sizes_are_the_real_ones():
+    names = ("a", "b", "c", "d")
+    agg = SecAgg(sites=names, threshold=3, dropped=("b",))
+    payloads = {s: {"w": torch.ones(4)} for s in names}
+    counts = dict.fromkeys(names, 1)
+    sealed = {s: agg.sealed_shares(s, 1) for s in names}
+    assert all(len(blob) == 2 * SHARE_BYTES + SEAL_BYTES
+               for boxes in sealed.values() for blob in boxes.values())
+    assert agg.unmask(1, _masked(agg, payloads, counts), sealed)["w"].tolist() == [3.0] * 4
+    blob = bytearray(sealed["b"]["a"])  # b's share for a, relayed by the server
+    blob[20] ^= 1
+    tampered = {**sealed, "b": {**sealed["b"], "a": bytes(blob)}}
+    with pytest.raises(ValueError, match="failed authentication"):
+        agg.unmask(1, _masked(agg, payloads, counts), tampered)
+    swapped = {**sealed, "b": {**sealed["b"], "a": sealed["c"]["a"]}}  # another sender's
+    with pytest.raises(ValueError, match="failed authentication"):
+        agg.unmask(1, _masked(agg, payloads, counts), swapped)
 
 
 class _Fixed(FedAvg):
@@ -106,8 +136,11 @@ def test_masked_update_is_uncorrelated_with_the_real_one():
     real = payloads["a"]["w"].double()
     r = np.corrcoef(seen.numpy(), real.numpy())[0, 1]
     assert abs(r) < 0.03
-    # the masked values fill the whole ring uniformly: mean near half the modulus
-    assert abs(seen.mean().item() / 2**agg.modulus_bits - 0.5) < 0.01
+    # the masked values are uniform on the ring: a chi-square test over 64 equal bins
+    # (63 degrees of freedom: 120 is far beyond its 99.99th percentile, about 113)
+    counts = np.bincount((seen.numpy() / 2**agg.modulus_bits * 64).astype(int), minlength=64)
+    expected = len(seen) / 64
+    assert ((counts - expected) ** 2 / expected).sum() < 120
 
 
 def test_secagg_run_matches_fedavg_and_logs_key_traffic(federation):

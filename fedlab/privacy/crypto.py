@@ -1,9 +1,17 @@
-"""The arithmetic of secure aggregation: fixed point, Shamir shares, key agreement, masks.
+"""The cryptography of secure aggregation, from the ``cryptography`` package.
 
-Shamir, "How to Share a Secret", Communications of the ACM 1979; Diffie and Hellman,
-"New Directions in Cryptography", IEEE Transactions on Information Theory 1976. The
-group (integers modulo the Mersenne prime ``2**61 - 1``) and the PRG (PyTorch's
-generator) make a faithful *simulation* of the protocol, far too weak for real use.
+- Key agreement: X25519 (Bernstein, "Curve25519: new Diffie-Hellman speed records",
+  PKC 2006); the shared secret goes through HKDF-SHA256 (RFC 5869) with a label per use,
+  so the mask seed and the share-encryption key of a pair are independent.
+- Masks: the ChaCha20 key stream (RFC 8439) of a 32-byte seed, read as 64-bit words
+  reduced modulo ``2**modulus_bits`` (uniform, since the modulus divides ``2**64``).
+- Shares through the server: AES-256-GCM (NIST SP 800-38D), the sender, receiver and
+  round bound as associated data, so a changed, swapped or replayed share is refused.
+- Secret sharing: Shamir, "How to Share a Secret", CACM 1979, over the prime field of
+  the Mersenne prime ``2**521 - 1``, large enough for a 32-byte key in one element.
+
+Fixed-point :func:`encode` / :func:`decode` turn float updates into integers modulo
+``2**modulus_bits`` where masks can cancel exactly.
 """
 
 from __future__ import annotations
@@ -11,19 +19,37 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["PRIME", "GENERATOR", "encode", "decode", "shamir_share", "shamir_reconstruct",
-           "public_key", "agree", "prg_mask"]
+__all__ = ["PRIME", "KEY_BYTES", "SHARE_BYTES", "SEAL_BYTES", "encode", "decode",
+           "shamir_share", "shamir_reconstruct", "derive", "keypair", "agree", "prg_mask",
+           "seal", "open_sealed", "share_to_bytes", "share_from_bytes"]
 
 State = dict[str, torch.Tensor]
 
-PRIME = 2**61 - 1  # field of the Shamir shares and group of the toy Diffie-Hellman
-GENERATOR = 3
+PRIME = 2**521 - 1  # the field of the Shamir shares
+KEY_BYTES = 32      # an X25519 public key
+SHARE_BYTES = 2 + 66  # one share: its index (2 bytes) and a field element (66 bytes)
+SEAL_BYTES = 12 + 16  # what AES-GCM adds: the nonce and the tag
 
 
 def encode(x: torch.Tensor, scale_bits: int, modulus_bits: int) -> torch.Tensor:
-    """Fixed point: ``round(x * 2**scale_bits) mod 2**modulus_bits`` as int64."""
+    """Fixed point: ``round(x * 2**scale_bits) mod 2**modulus_bits`` as int64.
+
+    Parameters
+    ----------
+    x : tensor
+        Values to encode.
+    scale_bits, modulus_bits : int
+        Fractional bits and the modulus' bits (at most 62, for int64 sums).
+    """
     q = torch.round(x.double() * 2.0**scale_bits).to(torch.int64)
     return torch.remainder(q, 2**modulus_bits)
 
@@ -63,7 +89,7 @@ def shamir_share(secret: int, n: int, t: int, rng: random.Random) -> list[tuple[
 
 
 def shamir_reconstruct(shares: Sequence[tuple[int, int]]) -> int:
-    """Lagrange interpolation at 0 of the shares (needs at least the threshold)."""
+    """Lagrange interpolation at 0 of ``shares`` (at least the threshold of them)."""
     total = 0
     for j, (xj, yj) in enumerate(shares):
         num = den = 1
@@ -75,18 +101,68 @@ def shamir_reconstruct(shares: Sequence[tuple[int, int]]) -> int:
     return total
 
 
-def public_key(secret_key: int) -> int:
-    """``g**sk mod p``: the DH public key of ``secret_key``."""
-    return pow(GENERATOR, secret_key, PRIME)
+def share_to_bytes(share: tuple[int, int]) -> bytes:
+    """One share as :data:`SHARE_BYTES` bytes."""
+    return share[0].to_bytes(2, "big") + share[1].to_bytes(66, "big")
 
 
-def agree(secret_key: int, other_public: int) -> int:
-    """The DH shared secret: the same for ``(sk_i, pk_j)`` and ``(sk_j, pk_i)``."""
-    return pow(other_public, secret_key, PRIME)
+def share_from_bytes(data: bytes) -> tuple[int, int]:
+    """The share :func:`share_to_bytes` wrote into ``data``."""
+    return int.from_bytes(data[:2], "big"), int.from_bytes(data[2:SHARE_BYTES], "big")
 
 
-def prg_mask(seed: int, like: State, modulus_bits: int) -> State:
-    """Pseudo-random integers in ``[0, 2**modulus_bits)`` shaped like ``like``."""
-    gen = torch.Generator().manual_seed(seed % 2**63)
-    return {k: torch.randint(0, 2**modulus_bits, tuple(like[k].shape), generator=gen,
-                             dtype=torch.int64) for k in sorted(like)}
+def derive(secret: bytes, info: str, length: int = 32) -> bytes:
+    """HKDF-SHA256 of ``secret`` for the use named ``info``: ``length`` bytes."""
+    return HKDF(hashes.SHA256(), length, salt=None, info=info.encode()).derive(secret)
+
+
+def keypair(seed: bytes) -> tuple[X25519PrivateKey, bytes]:
+    """An X25519 private key made from ``seed`` (32 bytes) and its raw public key."""
+    private = X25519PrivateKey.from_private_bytes(derive(seed, "x25519 private key"))
+    return private, private.public_key().public_bytes_raw()
+
+
+def agree(private: X25519PrivateKey, peer_public: bytes, info: str) -> bytes:
+    """The 32-byte secret two sites share for the use ``info``: equal for
+    ``(sk_i, pk_j)`` and ``(sk_j, pk_i)``."""
+    shared = private.exchange(X25519PublicKey.from_public_bytes(peer_public))
+    return derive(shared, info)
+
+
+def prg_mask(seed: bytes, like: State, modulus_bits: int) -> State:
+    """Pseudo-random integers in ``[0, 2**modulus_bits)`` shaped like ``like`` (its keys
+    in sorted order), from the ChaCha20 stream of the 32-byte ``seed``."""
+    keys = sorted(like)
+    sizes = [like[k].numel() for k in keys]
+    stream = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
+    words = np.frombuffer(stream.update(bytes(8 * sum(sizes))), dtype=np.uint64)
+    words = (words & np.uint64(2**modulus_bits - 1)).astype(np.int64)
+    out, start = {}, 0
+    for k, n in zip(keys, sizes, strict=True):
+        out[k] = torch.from_numpy(words[start:start + n].copy()).reshape(like[k].shape)
+        start += n
+    return out
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes, nonce: bytes) -> bytes:
+    """AES-256-GCM: ``nonce + ciphertext + tag`` (``len(plaintext) + SEAL_BYTES``).
+
+    Parameters
+    ----------
+    key : bytes
+        32 bytes (from :func:`agree`).
+    plaintext, aad : bytes
+        What to encrypt, and what to bind to it without encrypting (who, to whom, when).
+    nonce : bytes
+        12 bytes, never reused with the same key.
+    """
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """The plaintext of :func:`seal`'s ``blob``; a ValueError when it was altered."""
+    try:
+        return AESGCM(key).decrypt(blob[:12], blob[12:], aad)
+    except InvalidTag:
+        raise ValueError(f"a sealed share failed authentication ({aad.decode()}): it was "
+                         "altered, or sent to the wrong site") from None

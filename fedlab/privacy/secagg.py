@@ -18,18 +18,19 @@ Privacy-Preserving Machine Learning", ACM CCS 2017. Per round:
    recomputes and removes the masks they shared with survivors; for the survivors
    they reveal shares of ``b``. With at least ``t`` survivors the server gets the sum.
 
-Simulation shortcuts, stated plainly: DH runs modulo the Mersenne prime ``2**61 - 1``
-and the PRG is PyTorch's generator (both far too weak for real use); each site's
-secrets derive from ``seed``, its name and the round (a run is reproducible); shares are
-not encrypted. Steps 1, 2 and 4 are logged in the ledger (``what="keys"`` /
-``"shares"``); step 3 is the model upload (integer tensors, larger than float32 ones).
+The cryptography is real (:mod:`fedlab.privacy.crypto`: X25519, HKDF, ChaCha20 masks,
+AES-GCM sealed shares). What the simulation still shortcuts, stated plainly: one process
+plays every party, so nothing stops this code from reading any site's secret; each
+site's secrets derive from ``seed``, its name and the round instead of the operating
+system's randomness (a run is reproducible, and anyone who knows ``seed`` knows them);
+there are no signatures (the protocol's malicious-server variant) and no consistency
+check round. Steps 1, 2 and 4 are logged in the ledger with their real sizes
+(``what="keys"`` / ``"shares"``); step 3 is the model upload (integer tensors, larger
+than float32 ones).
 """
 
 from __future__ import annotations
 
-import random
-import zlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -39,27 +40,14 @@ from torch import nn
 from ..state import Tree
 from ..strategies.base import ClientContext, State, Update
 from ..strategies.wrapper import Wrapper
-from ..training import derive_seed
-from .crypto import (
-    PRIME,
-    agree,
-    decode,
-    encode,
-    prg_mask,
-    public_key,
-    shamir_reconstruct,
-    shamir_share,
-)
+from .crypto import KEY_BYTES, SEAL_BYTES, SHARE_BYTES
+from .masking import COUNT, Masking
 
-__all__ = ["SecAgg", "KEY_BYTES", "SHARE_BYTES"]
-
-KEY_BYTES = 32     # an X25519 public key, as a real deployment would send
-SHARE_BYTES = 16   # one share (x, y), two 8-byte field elements
-_N = "secagg/n"    # the masked example count travels with the masked update
+__all__ = ["SecAgg"]
 
 
 @dataclass(frozen=True)
-class SecAgg(Wrapper):
+class SecAgg(Masking, Wrapper):
     """Secure aggregation around a FedAvg-like strategy: the server only sums.
 
     Parameters
@@ -124,50 +112,6 @@ class SecAgg(Wrapper):
     def t(self) -> int:
         return self.threshold if self.threshold is not None else len(self.sites) // 2 + 1
 
-    # -- what each site knows (its secrets) and publishes -------------------------
-    def _secret(self, site: str, rnd: int, what: int) -> int:
-        return derive_seed(self.seed, rnd, zlib.crc32(site.encode()), what) % (PRIME - 2) + 1
-
-    def public_keys(self, rnd: int) -> dict[str, int]:
-        """The public keys the server broadcasts in round ``rnd`` (step 1)."""
-        return {s: public_key(self._secret(s, rnd, 0)) for s in self.sites}
-
-    def _shares(self, site: str, rnd: int) -> tuple[list, list]:
-        """Step 2: ``site``'s shares of its DH key and of ``b``, share ``i`` for site ``i``."""
-        rng = random.Random(self._secret(site, rnd, 2))
-        n = len(self.sites)
-        return (shamir_share(self._secret(site, rnd, 0), n, self.t, rng),
-                shamir_share(self._secret(site, rnd, 1), n, self.t, rng))
-
-    def drops(self, rnd: int) -> set[str]:
-        """Sites whose masked update is lost in round ``rnd``."""
-        rng = random.Random(derive_seed(self.seed, rnd, 7))
-        return set(self.dropped) | {s for s in self.sites if rng.random() < self.drop_rate}
-
-    def _pair_masks(self, i: int, sk: int, pks: dict[str, int], like: State,
-                    others: Sequence[str]) -> State:
-        total = {k: torch.zeros(v.shape, dtype=torch.int64) for k, v in like.items()}
-        for other in others:
-            j = self.sites.index(other)
-            sign = 1 if i < j else -1
-            for k, v in prg_mask(agree(sk, pks[other]), like, self.modulus_bits).items():
-                total[k] += sign * v
-        return total
-
-    def mask(self, site: str, rnd: int, payload: State, n_examples: int) -> State:
-        """Step 3 at ``site``: its payload weighted by ``n_examples``, in fixed point,
-        plus its self mask and its pairwise masks: what the server receives."""
-        if site not in self.sites:
-            raise ValueError(f"site {site!r} is not in the roster sites={self.sites}")
-        plain = {k: v.double() * n_examples for k, v in payload.items()}
-        plain[_N] = torch.tensor(float(n_examples), dtype=torch.float64)
-        enc = {k: encode(v, self.scale_bits, self.modulus_bits) for k, v in plain.items()}
-        self_mask = prg_mask(self._secret(site, rnd, 1), enc, self.modulus_bits)
-        pair = self._pair_masks(self.sites.index(site), self._secret(site, rnd, 0),
-                                self.public_keys(rnd), enc, [s for s in self.sites if s != site])
-        return {k: torch.remainder(enc[k] + self_mask[k] + pair[k], 2**self.modulus_bits)
-                for k in enc}
-
     # -- client half --------------------------------------------------------------
     def client_update(self, ctx: ClientContext) -> Update:
         update = self.base.client_update(ctx)
@@ -182,47 +126,11 @@ class SecAgg(Wrapper):
     def message_down(self, global_state: State, server_state: Tree) -> State:
         return self.base.message_down(global_state, server_state["base"])
 
-    def unmask(self, rnd: int, updates: list[Update]) -> State:
-        """Step 4: the sum of the surviving sites' encoded updates, as floats."""
-        gone = self.drops(rnd)
-        alive = [u for u in updates if u.site not in gone]
-        if len(alive) < self.t:
-            raise RuntimeError(f"round {rnd}: {len(alive)} sites survived, fewer than the "
-                               f"threshold {self.t}; secure aggregation cannot unmask")
-        m, like = 2**self.modulus_bits, alive[0].payload
-        total = {k: sum(u.payload[k] for u in alive) % m for k in like}
-        holders = [self.sites.index(u.site) for u in alive][:self.t]
-        pks, names = self.public_keys(rnd), [u.site for u in alive]
-        for u in alive:  # survivors' self masks, from the survivors' shares of b
-            b = shamir_reconstruct([self._shares(u.site, rnd)[1][h] for h in holders])
-            for k, v in prg_mask(b, like, self.modulus_bits).items():
-                total[k] = (total[k] - v) % m
-        for d in sorted(set(self.sites) - set(names)):  # dropped: recover their DH key
-            sk = shamir_reconstruct([self._shares(d, rnd)[0][h] for h in holders])
-            masks = self._pair_masks(self.sites.index(d), sk, pks, like, names)
-            for k, v in masks.items():  # the survivors' masks with d are minus d's masks
-                total[k] = (total[k] + v) % m
-        return {k: decode(v, self.scale_bits, self.modulus_bits) for k, v in total.items()}
-
-    def sum_error(self, rnd: int, payloads: Mapping[str, State],
-                  n_examples: Mapping[str, int]) -> float:
-        """Mask every site's payload for round ``rnd``, unmask what survives and return
-        the largest absolute difference from the plain example-weighted sum of the
-        survivors' payloads: about ``2**-scale_bits`` times the number of sites."""
-        updates = [Update(s, self.mask(s, rnd, payloads[s], n_examples[s]), n_examples[s])
-                   for s in self.sites]
-        total = self.unmask(rnd, updates)
-        alive = [s for s in self.sites if s not in self.drops(rnd)]
-        total[_N] = total[_N] - sum(float(n_examples[s]) for s in alive)
-        for k in payloads[self.sites[0]]:
-            total[k] = total[k] - sum(n_examples[s] * payloads[s][k].double() for s in alive)
-        return max(float(v.abs().max()) for v in total.values())
-
     def aggregate(self, global_state: State, updates: list[Update],
                   server_state: State) -> tuple[State, State]:
         rnd = int(server_state["secagg"]["round"]) + 1
         total = self.unmask(rnd, updates)
-        n = float(total.pop(_N))
+        n = float(total.pop(COUNT))
         mean = {k: (total[k] / n).to(v.dtype) if v.is_floating_point()
                 else (total[k] / n).round().to(v.dtype) for k, v in global_state.items()}
         new_global, inner_state = self.base.aggregate(
@@ -233,12 +141,12 @@ class SecAgg(Wrapper):
         n, gone = len(self.sites), self.drops(rnd)
         rows = []
         for s in self.sites:
-            rows += [{"site": s, "direction": "up", "bytes": KEY_BYTES, "what": "keys"},
-                     {"site": s, "direction": "down", "bytes": n * KEY_BYTES, "what": "keys"},
-                     {"site": s, "direction": "up", "bytes": 2 * (n - 1) * SHARE_BYTES,
-                      "what": "shares"},
-                     {"site": s, "direction": "down", "bytes": 2 * (n - 1) * SHARE_BYTES,
-                      "what": "shares"}]
+            box = (n - 1) * (2 * SHARE_BYTES + SEAL_BYTES)  # a sealed pair per other site
+            rows += [{"site": s, "direction": "up", "bytes": 2 * KEY_BYTES, "what": "keys"},
+                     {"site": s, "direction": "down", "bytes": 2 * n * KEY_BYTES,
+                      "what": "keys"},
+                     {"site": s, "direction": "up", "bytes": box, "what": "shares"},
+                     {"site": s, "direction": "down", "bytes": box, "what": "shares"}]
             if s not in gone:
                 rows.append({"site": s, "direction": "up", "bytes": (n - 1) * SHARE_BYTES,
                              "what": "shares"})
