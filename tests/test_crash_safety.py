@@ -50,6 +50,19 @@ def test_a_killed_run_resumes_to_the_history_of_an_uninterrupted_one(tmp_path):
     assert not list((cut / "checkpoints").glob("*.tmp"))
 
 
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "--rounds", "200", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(_ckpts(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and f"--resume --out {out}" in err and "Traceback" not in err
+
+
 @pytest.fixture
 def stopped(federation, tmp_path):
     """A 3-round run directory and the History of the same run done in one go."""

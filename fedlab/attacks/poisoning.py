@@ -152,6 +152,13 @@ class Byzantine(Wrapper):
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if not self.scale > 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")
+        layer = self.base
+        while layer is not None:
+            if getattr(layer, "name", None) == "secagg":
+                raise ValueError("Byzantine around SecAgg would forge masked uploads, which "
+                                 "only breaks the unmasking: put SecAgg outside, "
+                                 "SecAgg(Byzantine(...), sites=...)")
+            layer = getattr(layer, "base", None)
 
     def client_update(self, ctx: ClientContext) -> Update:
         start = ctx.model_state()  # what the site starts from this round

@@ -35,6 +35,13 @@ class Split:
                 f"{', '.join(map(str, self.images.shape[2:]))}) (masks), "
                 f"got {self.labels.shape}"
             )
+        if not (np.issubdtype(self.labels.dtype, np.integer) or self.labels.dtype == bool):
+            raise TypeError(f"labels must be integer class indices, got dtype "
+                            f"{self.labels.dtype} (cast them with labels.astype(np.int64))")
+        if self.images.dtype.kind == "f" and not np.isfinite(self.images).all():
+            bad = int((~np.isfinite(self.images)).sum())
+            raise ValueError(f"images hold {bad} NaN or infinite values; replace or drop "
+                             "those images first")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -89,6 +96,15 @@ class ImageDataset:
     citation: str = ""
     description: str = ""
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.classes)
+        for split in ("train", "val", "test"):
+            labels = getattr(self, split).labels
+            if len(labels) and (labels.min() < 0 or labels.max() >= n):
+                bad = sorted({int(v) for v in np.unique(labels) if not 0 <= v < n})[:5]
+                raise ValueError(f"{split} labels must be class indices in [0, {n}) for "
+                                 f"classes {tuple(self.classes)[:5]}, got {bad}")
 
     @property
     def n_classes(self) -> int:

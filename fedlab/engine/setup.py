@@ -10,6 +10,7 @@ from typing import Any
 
 from ..comm.codecs import Identity
 from ..history import GLOBAL, History
+from ..sites import Site
 from ..state import clone as clone_tree
 from ..strategies.base import State, Strategy
 from ..strategies.robust import Rule
@@ -24,6 +25,16 @@ def check_arguments(sites: Sequence, rounds: Any, resume: bool, run_dir: Any) ->
     """Clear errors for arguments of :func:`fedlab.run` that no later step checks."""
     if not sites:
         raise ValueError("sites must hold at least one Site")
+    for i, site in enumerate(sites):
+        if not isinstance(site, Site):
+            raise TypeError(f"sites must hold Site objects (fl.data.split makes them), got "
+                            f"{type(site).__name__} at position {i}")
+    names = [s.name for s in sites]
+    if len(set(names)) != len(names):
+        raise ValueError(f"sites must have unique names, got {names}")
+    if any(tuple(s.classes) != tuple(sites[0].classes) for s in sites):
+        raise ValueError(f"sites must share one class list, got "
+                         f"{ {s.name: tuple(s.classes) for s in sites} }")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
     if resume and run_dir is None:

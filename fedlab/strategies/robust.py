@@ -110,6 +110,9 @@ class Krum(Rule):
             raise ValueError(f"m must be an integer >= 0, got {self.m!r}")
 
     def __call__(self, deltas, weights):
+        if self.n_byzantine >= len(deltas):
+            raise ValueError(f"n_byzantine={self.n_byzantine} must be smaller than the round's "
+                             f"{len(deltas)} updates (Krum needs more honest sites than that)")
         m = self.m or max(len(deltas) - self.n_byzantine, 1)
         delta, chosen = krum(deltas, self.n_byzantine, min(m, len(deltas)))
         return delta, {"krum_selected": [float(i in chosen) for i in range(len(deltas))]}

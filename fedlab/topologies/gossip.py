@@ -72,7 +72,18 @@ class Gossip(Decentralised):
         return mixing_matrix(self.adjacency(n_sites), self.mixing)
 
     def check(self, n_sites: int) -> None:
-        self.adjacency(n_sites)
+        try:
+            a = self.adjacency(n_sites)
+        except ValueError as err:
+            if self.graph != "random":
+                raise
+            ok = [d for d in range(1, n_sites) if n_sites * d % 2 == 0]
+            raise ValueError(f"graph='random' with degree={self.degree} cannot be drawn on "
+                             f"{n_sites} sites ({err}); pass Gossip(graph='random', degree=d) "
+                             f"with d in {ok}, or use graph='ring'") from None
+        if n_sites > 1 and not a.any():
+            raise ValueError("graph has no edge: no site would ever hear from another; "
+                             "give the sites neighbours (or use a name such as 'ring')")
 
     def round(self, ctx) -> None:
         a = ctx.memory.get("adjacency")
