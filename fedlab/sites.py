@@ -39,6 +39,7 @@ class Site:
         self.classes = tuple(classes)
         self._data = {"train": train, "val": val, "test": test}
         self._tensors: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s}={len(self._data[s])}" for s in SPLITS)
@@ -88,7 +89,10 @@ class Site:
 
     def fingerprint(self) -> str:
         """A short SHA-1 of every split's images and labels: a run directory records it,
-        so a run resumed on other data under the same site names is refused."""
+        so a run resumed on other data under the same site names is refused. Computed
+        once (a Site's splits never change: :meth:`replace` makes a new Site)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
         h = hashlib.sha1()
         for split in sorted(self._data):
             part = self._data[split]
@@ -96,7 +100,8 @@ class Site:
                 a = np.ascontiguousarray(a)
                 h.update(f"{split}|{a.dtype}|{a.shape}|".encode())
                 h.update(a.tobytes())
-        return h.hexdigest()[:16]
+        self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def replace(self, name: str | None = None, **splits: Split) -> Site:
         """A copy of this site with some splits (``train=``, ``val=``, ``test=``) or its

@@ -64,7 +64,7 @@ class Masking:
 
     def _box(self, owner: str, holder: str, rnd: int, me: str) -> tuple[bytes, bytes]:
         peer = holder if me == owner else owner
-        key = agree(self._key(me, rnd, "c")[0], self.public_keys(rnd)[peer][0], "shares")
+        key = agree(self._key(me, rnd, "c")[0], self._key(peer, rnd, "c")[1], "shares")
         return key, f"{owner}>{holder}|round {rnd}".encode()
 
     def sealed_shares(self, site: str, rnd: int) -> dict[str, bytes]:
