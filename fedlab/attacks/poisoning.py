@@ -30,7 +30,7 @@ from torch import nn
 from ..data.base import Split
 from ..sites import Site
 from ..strategies.base import ClientContext, State, Update
-from ..strategies.wrapper import Wrapper
+from ..strategies.wrapper import Wrapper, wraps
 from ..training import derive_seed
 
 __all__ = ["flip_labels", "poison_update", "Byzantine", "KINDS"]
@@ -152,13 +152,10 @@ class Byzantine(Wrapper):
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if not self.scale > 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")
-        layer = self.base
-        while layer is not None:
-            if getattr(layer, "name", None) == "secagg":
-                raise ValueError("Byzantine around SecAgg would forge masked uploads, which "
-                                 "only breaks the unmasking: put SecAgg outside, "
-                                 "SecAgg(Byzantine(...), sites=...)")
-            layer = getattr(layer, "base", None)
+        if wraps(self.base, "secagg"):
+            raise ValueError("Byzantine around SecAgg would forge masked uploads, which only "
+                             "breaks the unmasking: put SecAgg outside, "
+                             "SecAgg(Byzantine(...), sites=...)")
 
     def client_update(self, ctx: ClientContext) -> Update:
         start = ctx.model_state()  # what the site starts from this round

@@ -14,6 +14,7 @@ from ..sites import Site
 from ..state import clone as clone_tree
 from ..strategies.base import State, Strategy
 from ..strategies.robust import Rule
+from ..strategies.wrapper import wraps
 
 __all__ = ["Callback", "check_arguments", "check_secagg_codec", "clone", "end_of_round",
            "params", "run_config"]
@@ -43,12 +44,9 @@ def check_arguments(sites: Sequence, rounds: Any, resume: bool, run_dir: Any) ->
 
 def check_secagg_codec(strategy: Strategy, uplink) -> None:
     """Masks only cancel when the server sums exactly what the sites masked."""
-    layer = strategy
-    while layer is not None:
-        if getattr(layer, "name", None) == "secagg" and not isinstance(uplink, Identity):
-            raise ValueError(f"uplink={uplink} cannot be combined with secure aggregation: "
-                             "lossy codecs break the pairwise masks; use uplink=None")
-        layer = getattr(layer, "base", None)
+    if wraps(strategy, "secagg") and not isinstance(uplink, Identity):
+        raise ValueError(f"uplink={uplink} cannot be combined with secure aggregation: "
+                         "lossy codecs break the pairwise masks; use uplink=None")
 
 
 def run_config(**values: Any) -> dict[str, Any]:

@@ -18,14 +18,25 @@ from .base import ClientContext, State, Strategy, Update
 from .fedavg import FedAvg
 from .robust import Rule
 
-__all__ = ["Wrapper", "innermost"]
+__all__ = ["Wrapper", "wraps"]
 
 
-def innermost(strategy: Strategy) -> Strategy:
-    """The strategy at the bottom of a stack of wrappers (``strategy`` itself if none)."""
-    while isinstance(strategy, Wrapper):
+def wraps(strategy: Strategy, name: str) -> bool:
+    """True when ``strategy`` or a strategy it wraps, at any depth, is named ``name``.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The outermost strategy of a stack of wrappers.
+    name : str
+        A strategy's ``name`` (``"secagg"``, ``"dp"``, ...).
+    """
+    while True:
+        if strategy.name == name:
+            return True
+        if not isinstance(strategy, Wrapper):
+            return False
         strategy = strategy.base
-    return strategy
 
 
 @dataclass(frozen=True)
