@@ -30,13 +30,13 @@ __version__ = "0.1.0"
 
 __all__ = ["Comm", "Eval", "Federation", "History", "Site", "Train", "attacks", "claims",
            "comm", "compare", "cross_site", "data", "evaluate", "executors", "explain",
-           "metrics", "models", "privacy", "run", "segmentation", "strategies", "topologies",
-           "viz", "__version__"]
+           "imaging", "metrics", "models", "privacy", "reconstruction", "run", "segmentation",
+           "strategies", "topologies", "viz", "__version__"]
 
 
 def __getattr__(name: str):
     # plotly-based modules import on first use, so `import fedlab` stays fast.
-    if name in ("viz", "widgets", "segmentation", "explain"):
+    if name in ("viz", "widgets", "segmentation", "reconstruction", "explain", "imaging"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -30,21 +30,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     shift = fl.data.AcquisitionShift(strength=args.shift) if args.shift else None
     sites = fl.data.split(dataset, n_sites=args.sites, scheme=partitioner(args),
                           sizes=sizes, shift=shift, seed=args.seed)
+    model = args.model or ("recon-unet-dc" if args.task == "reconstruction" else "cnn")
+    if args.task == "reconstruction":
+        sites = fl.data.undersample(sites, acquisitions(args), seed=args.seed)
+    elif args.acceleration is not None:
+        raise ValueError("--acceleration needs --task reconstruction")
     out = Path(args.out)
     strategy = strategy_from(args.strategy, args.param, args.combine)
-    history = fl.run(sites, model=args.model, strategy=strategy, rounds=args.rounds,
+    history = fl.run(sites, model=model, strategy=strategy, rounds=args.rounds,
                      seed=args.seed, topology=args.topology, executor=args.executor,
                      device=args.device, progress=not args.quiet, run_dir=out,
                      resume=args.resume, **config_keywords(args))
     history.save(out / "history.json")
     summary = history.summary()
-    summary.update(dataset=dataset.name, partition=sites.scheme, sites=args.sites,
-                   topology=args.topology)
+    summary.update(dataset=dataset.name, task=args.task, partition=sites.scheme,
+                   sites=args.sites, topology=args.topology)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     state = {k: v.detach().cpu().contiguous() for k, v in history.final_state.items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"model": args.model})
+    save_file(state, str(out / "model.safetensors"), metadata={"model": model})
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def acquisitions(args: argparse.Namespace) -> list:
+    """One MRI protocol per site from ``--acceleration`` (one value for every site, or
+    one per site), ``--mask`` and ``--noise``."""
+    from .data import Acquisition
+
+    text = args.acceleration or "4"
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--acceleration must be numbers >= 1, e.g. 4 or 2,4,8, got "
+                         f"{text!r}") from None
+    if len(values) not in (1, args.sites):
+        raise ValueError(f"--acceleration takes one value or one per site ({args.sites}), got "
+                         f"{len(values)}")
+    values = values * args.sites if len(values) == 1 else values
+    return [Acquisition(acceleration=a, mask=args.mask, noise_std=args.noise) for a in values]
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -88,6 +111,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data.kspace import MASKS
     from .data.medmnist import DATASETS
     from .executors import EXECUTORS
     from .models import MODELS
@@ -122,7 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a robust rule in place of the strategy's mean (its defaults)")
     r.add_argument("--topology", default="star", choices=sorted(TOPOLOGIES),
                    help="who talks to whom: a server (star), cyclic, gossip on a graph, swarm")
-    r.add_argument("--model", default="cnn", choices=sorted(MODELS))
+    r.add_argument("--task", default="classification", choices=["classification",
+                                                                 "reconstruction"],
+                   help="reconstruction: each site's images become undersampled k-space "
+                        "(the target is the fully sampled image; PSNR, SSIM, NMSE)")
+    r.add_argument("--acceleration", default=None, metavar="R[,R...]",
+                   help="reconstruction: k-space acceleration, one for all sites or one per "
+                        "site (default 4)")
+    r.add_argument("--mask", default="cartesian", choices=list(MASKS),
+                   help="reconstruction: the sampling pattern")
+    r.add_argument("--noise", type=float, default=0.0,
+                   help="reconstruction: std of the complex k-space noise")
+    r.add_argument("--model", default=None, choices=sorted(MODELS),
+                   help="the network (default: cnn; recon-unet-dc for reconstruction)")
     r.add_argument("--rounds", type=int, default=10)
     r.add_argument("--executor", default="sequential", choices=sorted(EXECUTORS),
                    help="who runs the sites' local work (fedlab.executors)")

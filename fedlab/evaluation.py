@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from .engine.evaluate import score_sites
-from .history import History
+from .history import GLOBAL, History
 from .models import model_for_run
 from .sites import Site
 from .training import resolve_device
 
-__all__ = ["evaluate", "cross_site", "compare", "who_gains"]
+__all__ = ["evaluate", "cross_site", "compare", "who_gains", "site_table", "final_models"]
 
 State = dict[str, torch.Tensor]
 
@@ -158,3 +158,54 @@ def who_gains(per_site: pd.DataFrame, reference: str = "FedAvg", local: str = "l
     if local in acc:
         out[f"beats {local} at"] = (acc.sub(acc[local], axis=0) > tol).sum()
     return out
+
+
+def site_table(runs: Mapping[str, History], metric: str, split: str = "test",
+               hint: str = "") -> pd.DataFrame:
+    """The final ``metric`` of every site (rows, then ``"global"``) in every run (columns).
+
+    Parameters
+    ----------
+    runs : mapping of name to History
+        The runs, one column each (not empty).
+    metric : str
+        A metric every run logged (``"accuracy"``, ``"dice"``, ``"psnr"``, ...).
+    split : str
+        The split scored.
+    hint : str
+        Added to the error when a run lacks ``metric`` (which kind of run was expected).
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one History")
+    columns = {}
+    for name, h in runs.items():
+        if not any(metric in r for r in h.metrics):
+            raise ValueError(f"run {name!r} has no {metric!r} metric{hint}")
+        per_site = h.per_site(metric, split=split)
+        per_site[GLOBAL] = h.final(metric, GLOBAL, split)
+        columns[name] = per_site
+    frame = pd.DataFrame(columns)
+    frame.index.name, frame.columns.name = "site", "run"
+    return frame
+
+
+def final_models(runs: Mapping[str, History], sites: Sequence[Site],
+                 model: nn.Module | None = None) -> dict[str, nn.Module]:
+    """One network per run, on the CPU, to load the run's final ``site_states`` into.
+
+    Parameters
+    ----------
+    runs : mapping of name to History
+        Runs returned by :func:`fedlab.run` (JSON-loaded ones have no final models).
+    sites : sequence of Site
+        The runs' sites (their data fix a named model's shape).
+    model : nn.Module, optional
+        The architecture, when the runs used a custom model.
+    """
+    nets = {}
+    for name, h in runs.items():
+        if not h.site_states:
+            raise ValueError(f"run {name!r} has no final site models: pass the History "
+                             "returned by fedlab.run, not one loaded from JSON")
+        nets[name] = model_for_run(h.config, sites, model).cpu()
+    return nets

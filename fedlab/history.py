@@ -23,6 +23,9 @@ COLLAPSE_SHARE = 0.98
 class CollapsedModelWarning(UserWarning):
     """The final model predicts (almost) one class for every test image."""
 TIMING_KEYS = ("wall_s", "train_s", "eval_s")
+_METRICS = ("loss", "accuracy", "auc", "dice", "psnr", "ssim", "nmse")  # NaN stored as null
+#: what the summary of a reconstruction run adds
+RECONSTRUCTION_SUMMARY = ("psnr", "ssim", "nmse", "psnr_zero_filled", "ssim_zero_filled")
 #: the version of the JSON layout :meth:`History.save` writes
 SCHEMA = 1
 Table = Literal["metrics", "ledger", "rounds", "events"]
@@ -133,16 +136,15 @@ class History:
     def summary(self, split: str = "test") -> dict[str, Any]:
         """Final global metrics plus totals: the run in one dict."""
         out: dict[str, Any] = {m: self.final(m, GLOBAL, split) for m in ("accuracy", "auc", "loss")}
-        out.update(
-            rounds=self.last_round,
-            bytes_up=self.bytes("up"),
-            bytes_down=self.bytes("down"),
-            wall_s=round(sum(r["wall_s"] for r in self.rounds), 3),
-            strategy=self.config.get("strategy"),
-            n_sites=len(self.sites),
-        )
+        out.update(rounds=self.last_round, bytes_up=self.bytes("up"),
+                   bytes_down=self.bytes("down"),
+                   wall_s=round(sum(r["wall_s"] for r in self.rounds), 3),
+                   strategy=self.config.get("strategy"), n_sites=len(self.sites))
         if self.rounds and "sim_total_s" in self.rounds[-1]:  # run with a network model
             out["sim_s"] = round(self.rounds[-1]["sim_total_s"], 3)
+        if np.isfinite(self.final("psnr", GLOBAL, split)):  # a reconstruction run: no classes
+            out = {m: self.final(m, GLOBAL, split) for m in RECONSTRUCTION_SUMMARY} | {
+                k: v for k, v in out.items() if k not in ("accuracy", "auc")}
         share = self.final("top_share", GLOBAL, split)
         if np.isfinite(share):  # classification: name a constant predictor
             out.update(majority=self.final("majority", GLOBAL, split), top_share=share,
@@ -241,7 +243,7 @@ def _nan_out(obj: Any) -> Any:
 
 def _nan_in(row: dict[str, Any]) -> dict[str, Any]:
     for k in row:
-        if row[k] is None and (k in ("loss", "accuracy", "auc") or k.startswith("dice")):
+        if row[k] is None and k.startswith(_METRICS):
             row[k] = float("nan")
         elif row[k] in ("inf", "-inf"):  # how _nan_out stores an infinite number
             row[k] = float(row[k])

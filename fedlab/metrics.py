@@ -1,5 +1,5 @@
-"""Classification and segmentation metrics computed from predicted probabilities (numpy
-only)."""
+"""Classification and segmentation metrics from predicted probabilities (numpy only);
+reconstruction metrics live in :mod:`fedlab.imaging`."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
+    n_pos, n_neg = int(positive.sum()), int(len(positive) - positive.sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
     # Mann-Whitney U with average ranks for ties.
@@ -145,19 +144,27 @@ def segmentation_metrics(probs: np.ndarray, masks: np.ndarray,
     return out
 
 
-def task_metrics(probs: np.ndarray, labels: np.ndarray, loss_sum: float) -> dict[str, float]:
-    """:func:`segmentation_metrics` when ``labels`` are masks ``(N, H, W)``, else
-    :func:`classification_metrics`.
+def task_metrics(probs: np.ndarray, labels: np.ndarray, loss_sum: float,
+                 inputs: np.ndarray | None = None) -> dict[str, float]:
+    """:func:`segmentation_metrics` when ``labels`` are masks ``(N, H, W)``,
+    :func:`fedlab.imaging.reconstruction_metrics` when they are images ``(N, C, H, W)``
+    (with the zero-filled baseline of ``inputs``), else :func:`classification_metrics`.
 
     Parameters
     ----------
-    probs : ndarray
-        Class probabilities ``(N, C)``, or ``(N, C, H, W)`` for masks.
-    labels : ndarray
-        True classes ``(N,)`` or masks ``(N, H, W)`` (integers).
+    probs, labels : ndarray
+        Class probabilities and true classes ``(N,)``, per pixel for masks ``(N, H, W)``,
+        or the model's images and the true ones (floats) for a reconstruction.
     loss_sum : float
-        Cross-entropy summed over the samples (over the pixels for masks).
+        The loss summed over the samples (over the pixels for masks and images).
+    inputs : ndarray, optional
+        The model's inputs: a reconstruction scores their zero-filled images too.
     """
+    if labels.dtype.kind == "f":
+        from .data.kspace import zero_filled
+        from .imaging import reconstruction_metrics  # MONAI: imported when needed
+        return reconstruction_metrics(probs, labels, loss_sum,
+                                      None if inputs is None else zero_filled(inputs))
     if labels.ndim == 3:
         return segmentation_metrics(probs, labels, loss_sum)
     return classification_metrics(probs, labels, loss_sum)

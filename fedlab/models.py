@@ -107,6 +107,14 @@ def _monai(name: str) -> Callable[..., nn.Module]:
     return build
 
 
+def _recon(data_consistency: bool) -> Callable[..., nn.Module]:
+    def build(in_channels: int, n_classes: int, image_size: int) -> nn.Module:
+        from .recon_net import ReconUNet
+
+        return ReconUNet(in_channels, n_classes, image_size, data_consistency=data_consistency)
+    return build
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": SmallCNN,
     "cnn-bn": partial(SmallCNN, norm="batch"),
@@ -114,15 +122,18 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": _monai("resnet18"),
     "densenet121": _monai("densenet121"),
     "unet": _monai("unet"),
+    "recon-unet": _recon(False),
+    "recon-unet-dc": _recon(True),
 }
 
 
 def create_model(name: str = "cnn", in_channels: int = 1, n_classes: int = 2,
                  image_size: int = 28) -> nn.Module:
     """Build a model by name: ``"cnn"`` (default), ``"cnn-bn"``, ``"mlp"``, MONAI's
-    ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU), or MONAI's small
+    ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU), MONAI's small
     ``"unet"`` for segmentation (one output channel per class; ``image_size`` a
-    multiple of 4).
+    multiple of 4), or ``"recon-unet"`` / ``"recon-unet-dc"`` for reconstruction
+    (:class:`~fedlab.recon_net.ReconUNet`, without / with data consistency).
 
     Parameters
     ----------

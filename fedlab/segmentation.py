@@ -21,9 +21,9 @@ import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
-from .history import GLOBAL, History
+from .evaluation import final_models, site_table
+from .history import History
 from .metrics import dice
-from .models import model_for_run
 from .sites import Site
 
 __all__ = ["dice_table", "plot_dice_by_site", "mask_overlays_info", "plot_mask_overlays"]
@@ -49,19 +49,8 @@ def dice_table(runs: Mapping[str, History], metric: str = "dice",
     split : str
         The split scored (one the runs evaluated, ``"test"`` by default).
     """
-    if not runs:
-        raise ValueError("runs must hold at least one History")
-    columns = {}
-    for name, h in runs.items():
-        if not any(metric in r for r in h.metrics):
-            raise ValueError(f"run {name!r} has no {metric!r} metric: was it a segmentation "
-                             "run (sites with masks)?")
-        per_site = h.per_site(metric, split=split)
-        per_site[GLOBAL] = h.final(metric, GLOBAL, split)
-        columns[name] = per_site
-    frame = pd.DataFrame(columns)
-    frame.index.name, frame.columns.name = "site", "run"
-    return frame
+    return site_table(runs, metric, split, hint=": was it a segmentation run (sites with "
+                      "masks)?")
 
 
 def plot_dice_by_site(frame: pd.DataFrame, title: str = "Dice per site") -> go.Figure:
@@ -116,12 +105,7 @@ def mask_overlays_info(sites: Sequence[Site], runs: Mapping[str, History] | None
     """
     runs = dict(runs or {})
     n_classes = len(sites[0].classes)
-    nets = {}
-    for name, h in runs.items():
-        if not h.site_states:
-            raise ValueError(f"run {name!r} has no final site models: pass the History "
-                             "returned by fedlab.run, not one loaded from JSON")
-        nets[name] = model_for_run(h.config, sites, model).cpu()
+    nets = final_models(runs, sites, model)
     out = []
     for site in sites:
         sample = site.peek(per_site, split, seed)

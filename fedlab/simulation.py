@@ -77,9 +77,9 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     **shorthands
         The fields of those three objects as plain keywords, which fill them:
         ``local_epochs``, ``local_steps``, ``batch_size``, ``optimizer``, ``lr``,
-        ``momentum``, ``weight_decay``, ``lr_decay``, ``augment`` (Train); ``uplink``,
-        ``downlink``, ``clients_per_round``, ``network`` (Comm); ``eval_every``,
-        ``eval_splits`` (Eval). Each is described under Other Parameters.
+        ``momentum``, ``weight_decay``, ``lr_decay``, ``augment``, ``ssim_weight``
+        (Train); ``uplink``, ``downlink``, ``clients_per_round``, ``network`` (Comm);
+        ``eval_every``, ``eval_splits`` (Eval). Each is described under Other Parameters.
     seed : int
         Fixes the initial model, the sites' batch order and dropout: same seed, same
         machine, same History.

@@ -38,7 +38,8 @@ API_PAGES = {
     "topologies": "fedlab.topologies", "executors": "fedlab.executors",
     "comm": "fedlab.comm", "privacy": "fedlab.privacy", "attacks": "fedlab.attacks",
     "explain": "fedlab.explain", "viz": "fedlab.viz", "widgets": "fedlab.widgets",
-    "segmentation": "fedlab.segmentation", "metrics": "fedlab.metrics",
+    "segmentation": "fedlab.segmentation", "reconstruction": "fedlab.reconstruction",
+    "imaging": "fedlab.imaging", "metrics": "fedlab.metrics",
     "models": "fedlab.models", "claims": "fedlab.claims",
 }
 

@@ -54,9 +54,13 @@ class Site:
         return self.size("train")
 
     def label_counts(self, split: str = "train") -> np.ndarray:
-        """Samples per class in ``split`` (pixels per class for segmentation masks): a
+        """Samples per class in ``split`` (pixels per class for segmentation masks; for
+        a reconstruction task, whose one "class" is the image, the number of images): a
         summary a site may share."""
-        return np.bincount(self.split(split).labels.ravel(), minlength=len(self.classes))
+        labels = self.split(split).labels
+        if labels.dtype.kind == "f":
+            return np.array([len(labels)])
+        return np.bincount(labels.ravel(), minlength=len(self.classes))
 
     def tensors(self, split: str, device: torch.device | str = "cpu",
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +72,8 @@ class Site:
         if key not in self._tensors:
             part = self.split(split)
             x = torch.from_numpy(np.ascontiguousarray(part.images, dtype=np.float32))
-            y = torch.from_numpy(part.labels.astype(np.int64))
+            y = torch.from_numpy(part.labels.astype(
+                np.float32 if part.labels.dtype.kind == "f" else np.int64))
             self._tensors[key] = (x.to(device), y.to(device))
         return self._tensors[key]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -42,6 +42,9 @@ class TrainConfig:
         Round ``r`` (from 1) trains with ``lr * lr_decay ** (r - 1)``; 1 keeps it constant.
     augment : bool
         Shift each training image by up to 2 pixels at random (``random_shift``).
+    ssim_weight : float
+        Reconstruction only: weight of ``1 - SSIM`` (MONAI's ``SSIMLoss``) added to the
+        L1 loss; 0 (default) trains with L1 alone.
     """
 
     epochs: int = 1
@@ -53,6 +56,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_decay: float = 1.0
     augment: bool = False
+    # recorded in a run's config only when set, so older configs still match
+    ssim_weight: float = field(default=0.0, metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -69,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not self.ssim_weight >= 0:
+            raise ValueError(f"ssim_weight must be >= 0, got {self.ssim_weight}")
 
     def for_round(self, round: int) -> TrainConfig:
         """This configuration with the learning rate of round ``round`` (from 1)."""
@@ -135,7 +142,7 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tra
             xb, yb = x[idx], y[idx]
             if config.augment:
                 xb, yb = _augment(xb, yb, generator)
-            loss = task_loss(model(xb), yb)
+            loss = task_loss(model(xb), yb, config.ssim_weight)
             if extra_loss is not None:
                 loss = loss + extra_loss(model)
             opt.zero_grad(set_to_none=True)
@@ -150,9 +157,21 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tra
     return {"train_loss": float(total) / max(steps, 1), "steps": float(steps)}
 
 
-def task_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def task_loss(logits: torch.Tensor, target: torch.Tensor,
+              ssim_weight: float = 0.0) -> torch.Tensor:
     """The training loss: cross-entropy for class labels ``(B,)``; cross-entropy plus
-    :func:`soft_dice_loss` for masks ``(B, H, W)`` (the usual segmentation compound)."""
+    :func:`soft_dice_loss` for masks ``(B, H, W)`` (the usual segmentation compound);
+    the mean absolute error (L1) for target images ``(B, C, H, W)`` (reconstruction;
+    L1 keeps edges sharper than L2, Zhao et al., "Loss Functions for Image Restoration
+    with Neural Networks", IEEE TCI 2017), plus ``ssim_weight * (1 - SSIM)`` when set."""
+    if target.is_floating_point():
+        loss = F.l1_loss(logits, target)
+        if ssim_weight:
+            from monai.losses import SSIMLoss
+
+            loss = loss + ssim_weight * SSIMLoss(spatial_dims=2, data_range=1.0,
+                                                 win_size=7)(logits, target)
+        return loss
     if target.ndim == 1:
         return F.cross_entropy(logits, target)
     return F.cross_entropy(logits, target) + soft_dice_loss(logits, target)
@@ -177,6 +196,9 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
 def _augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`random_shift` of the images, and of the masks with the same offset."""
+    if y.is_floating_point():
+        raise ValueError("augment=True shifts images, which would move a reconstruction "
+                         "input away from its k-space mask; use augment=False")
     if y.ndim == 1:
         return random_shift(x, generator), y
     both = random_shift(torch.cat([x, y[:, None].to(x.dtype)], dim=1), generator)
@@ -200,11 +222,18 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             batch_size: int = 1024) -> tuple[np.ndarray, float]:
-    """Class probabilities for ``x`` and the summed cross-entropy against ``y``."""
+    """Class probabilities for ``x`` and the summed cross-entropy against ``y``; for
+    target images ``y`` (reconstruction), the model's images and the summed absolute
+    error."""
     model.eval()
     probs, loss = [], 0.0
+    images = y.is_floating_point()
     for idx in batches(len(y), batch_size, None, shuffle=False):
         logits = model(x[idx])
+        if images:
+            loss += float(F.l1_loss(logits, y[idx], reduction="sum"))
+            probs.append(logits.float().cpu())
+            continue
         loss += float(F.cross_entropy(logits, y[idx], reduction="sum"))
         probs.append(torch.softmax(logits, dim=1).float().cpu())
     if not probs:

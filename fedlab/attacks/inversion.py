@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import imaging
+
 __all__ = ["InversionConfig", "site_update", "infer_labels", "invert_update", "psnr", "ssim",
            "match_reconstructions", "mean_image_baseline", "defence_sweep",
            "plot_reconstructions"]
@@ -140,32 +142,20 @@ def invert_update(model: nn.Module, update: State, shape: tuple[int, ...],
 
 
 def psnr(estimate: torch.Tensor, truth: torch.Tensor, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB (higher is closer; identical images give inf).
+    """Peak signal-to-noise ratio in dB (higher is closer; identical images give inf), the
+    mean over the images of a batch (:func:`fedlab.imaging.psnr`, MONAI's ``PSNRMetric``).
 
     ``estimate``, ``truth``: images of one shape, pixel values spanning ``data_range``."""
-    mse = float(((estimate.double() - truth.double()) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(data_range**2 / mse)).item()
+    return float(imaging.psnr(estimate, truth, data_range).mean())
 
 
 def ssim(estimate: torch.Tensor, truth: torch.Tensor, data_range: float = 1.0,
-         window: int = 7, sigma: float = 1.5) -> float:
-    """Mean structural similarity of two images or batches ``(..., H, W)``: 1 when identical (Wang,
-    Bovik, Sheikh and Simoncelli, "Image Quality Assessment: From Error Visibility to Structural
-    Similarity", IEEE TIP 2004), Gaussian window, valid part. ``estimate``, ``truth``,
-    ``data_range``: as for :func:`psnr`; ``window``, ``sigma``: window side (pixels), std."""
-    a = estimate.double().reshape(-1, 1, *estimate.shape[-2:])
-    b = truth.double().reshape(-1, 1, *truth.shape[-2:])
-    ax = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
-    g = torch.exp(-(ax**2) / (2 * sigma**2))
-    k = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = F.conv2d(a, k), F.conv2d(b, k)
-    var_a = F.conv2d(a * a, k) - mu_a**2
-    var_b = F.conv2d(b * b, k) - mu_b**2
-    cov = F.conv2d(a * b, k) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1)
-                                                   * (var_a + var_b + c2))
-    return float(s.mean())
+         window: int = imaging.SSIM_WINDOW, sigma: float = 1.5) -> float:
+    """Mean structural similarity of two images or batches: 1 when identical
+    (:func:`fedlab.imaging.ssim`, MONAI's ``SSIMMetric``, Gaussian window, valid part).
+    ``estimate``, ``truth``, ``data_range``: as for :func:`psnr`; ``window``, ``sigma``:
+    window side (pixels), std."""
+    return float(imaging.ssim(estimate, truth, data_range, window, sigma).mean())
 
 
 def match_reconstructions(estimate: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Datasets, synthetic images and partitioning into sites."""
 
+from .acquisition import Acquisition
 from .base import ImageDataset, Split
 from .medmnist import (
     DATASETS,
@@ -11,6 +12,7 @@ from .medmnist import (
 from .natural import from_folders, from_metadata
 from .noise import noisy_labels, rescan
 from .partition import IID, Dirichlet, assign, split
+from .reconstruction import make_reconstruction, undersample
 from .segmentation import make_segmentation, split_segmentation
 from .shift import AcquisitionShift, Scanner, apply_shift
 from .skew import Pathological, QuantitySkew, Shards
@@ -28,13 +30,14 @@ from .stats import (
 from .synthetic import make_synthetic
 
 __all__ = [
-    "DATASETS", "AcquisitionShift", "ChecksumError", "DataNotFoundError", "Dirichlet", "IID",
+    "DATASETS", "Acquisition", "AcquisitionShift", "ChecksumError", "DataNotFoundError",
+    "Dirichlet", "IID",
     "ImageDataset", "Pathological", "QuantitySkew", "Scanner", "Shards", "Split",
     "apply_shift", "assign", "default_data_dir", "distance_matrix", "distance_to_global",
     "from_folders", "from_metadata", "intensity_histogram", "intensity_stats", "js_distance",
-    "label_distance", "label_shares", "load", "load_medmnist", "make_segmentation",
-    "make_synthetic", "noisy_labels", "rescan", "scanner_info", "split",
-    "split_segmentation", "total_variation",
+    "label_distance", "label_shares", "load", "load_medmnist", "make_reconstruction",
+    "make_segmentation", "make_synthetic", "noisy_labels", "rescan", "scanner_info", "split",
+    "split_segmentation", "total_variation", "undersample",
 ]
 
 

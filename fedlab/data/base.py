@@ -18,8 +18,10 @@ class Split:
     images : np.ndarray
         ``float32`` array of shape ``(N, C, H, W)`` with values in ``[0, 1]``.
     labels : np.ndarray
-        ``int64`` array of shape ``(N,)`` with class indices (classification), or of
-        shape ``(N, H, W)`` with a class index per pixel (segmentation masks).
+        ``int64`` array of shape ``(N,)`` with class indices (classification), of
+        shape ``(N, H, W)`` with a class index per pixel (segmentation masks), or a
+        ``float32`` array ``(N, C, H, W)`` of target images (reconstruction: see
+        :func:`fedlab.data.make_reconstruction`).
     """
 
     images: np.ndarray
@@ -29,6 +31,17 @@ class Split:
         if self.images.ndim != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got {self.images.shape}")
         n = len(self.images)
+        if self.labels.dtype.kind == "f" and self.labels.ndim == 4:  # target images
+            if self.labels.shape[0] != n or self.labels.shape[2:] != self.images.shape[2:]:
+                raise ValueError(f"float labels are target images and must have shape "
+                                 f"({n}, C, {', '.join(map(str, self.images.shape[2:]))}), "
+                                 f"got {self.labels.shape}")
+            if not np.isfinite(self.labels).all():
+                raise ValueError("target images hold NaN or infinite values")
+            if self.images.dtype.kind == "f" and not np.isfinite(self.images).all():
+                raise ValueError("images hold NaN or infinite values; replace or drop those "
+                                 "images first")
+            return
         if self.labels.shape not in ((n,), (n, *self.images.shape[2:])):
             raise ValueError(
                 f"labels must have shape ({n},) (classes) or ({n}, "
@@ -48,7 +61,10 @@ class Split:
 
     @property
     def task(self) -> str:
-        """``"segmentation"`` when the labels are masks, else ``"classification"``."""
+        """``"reconstruction"`` when the labels are images, ``"segmentation"`` when they
+        are masks, else ``"classification"``."""
+        if self.labels.ndim == 4:
+            return "reconstruction"
         return "segmentation" if self.labels.ndim == 3 else "classification"
 
     def subset(self, index: np.ndarray) -> Split:
@@ -101,6 +117,8 @@ class ImageDataset:
         n = len(self.classes)
         for split in ("train", "val", "test"):
             labels = getattr(self, split).labels
+            if labels.dtype.kind == "f":  # target images: no classes to check
+                continue
             if len(labels) and (labels.min() < 0 or labels.max() >= n):
                 bad = sorted({int(v) for v in np.unique(labels) if not 0 <= v < n})[:5]
                 raise ValueError(f"{split} labels must be class indices in [0, {n}) for "

@@ -32,21 +32,30 @@ def score_sites(net: nn.Module, states: Sequence[State], sites: Sequence[Site], 
     (``"global"``, each scored by their own site's model): (name, metrics) pairs. A state
     shared by consecutive sites is loaded once. The one scoring of fedlab: the run's
     evaluation and :func:`fedlab.evaluate` both use it."""
-    rows, probs, labels, loss, loaded = [], [], [], 0.0, None
+    rows, probs, labels, inputs, loss, loaded = [], [], [], [], 0.0, None
     for site, state in zip(sites, states, strict=True):
         if state is not loaded:
             net.load_state_dict(state)
             loaded = state
         x, y = site.tensors(split, dev)
         p, site_loss = predict(net, x, y)
-        y_np = y.cpu().numpy()
-        rows.append((site.name, task_metrics(p, y_np, site_loss)))
+        y_np, x_np = y.cpu().numpy(), _inputs(x, y)
+        rows.append((site.name, task_metrics(p, y_np, site_loss, x_np)))
         if len(y_np):
             probs.append(p)
             labels.append(y_np)
+            inputs.append(x_np)
             loss += site_loss
-    rows.append((GLOBAL, task_metrics(np.concatenate(probs), np.concatenate(labels), loss)))
+    x_all = np.concatenate(inputs) if inputs and inputs[0] is not None else None
+    rows.append((GLOBAL, task_metrics(np.concatenate(probs), np.concatenate(labels), loss,
+                                      x_all)))
     return rows
+
+
+def _inputs(x: torch.Tensor, y: torch.Tensor) -> np.ndarray | None:
+    """The inputs as an array where the metrics need them (a reconstruction scores the
+    zero-filled images too), else None."""
+    return x.cpu().numpy() if y.is_floating_point() else None
 
 
 def evaluate_sites(history: History, rnd: int, net: nn.Module, states: Sequence[State],
@@ -72,5 +81,5 @@ def evaluate_pooled(history: History, rnd: int, net: nn.Module, states: Sequence
         if id(state) not in done:
             net.load_state_dict(state)
             probs, loss = predict(net, x, y)
-            done[id(state)] = task_metrics(probs, y.cpu().numpy(), loss)
+            done[id(state)] = task_metrics(probs, y.cpu().numpy(), loss, _inputs(x, y))
         history.log_metrics(rnd, site.name, POOLED, dict(done[id(state)]))

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any
 
+import numpy as np
+
 from ..comm.codecs import Identity
 from ..history import GLOBAL, History
 from ..sites import Site
@@ -60,12 +62,14 @@ def run_config(**values: Any) -> dict[str, Any]:
 def params(obj: Any) -> Any:
     """A dataclass's fields as plain values, recursively (like :func:`dataclasses.asdict`),
     a robust rule as its name with its parameters, and no ``combine`` entry when the
-    strategy has none (so the configs of plain runs read as they always did)."""
+    strategy has none, nor a field marked ``omit_default`` at its default (so the
+    configs of plain runs read as they always did)."""
     if isinstance(obj, Rule):
         return str(obj)
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: params(getattr(obj, f.name)) for f in fields(obj)
-                if not (f.name == "combine" and getattr(obj, f.name) is None)}
+                if not (f.name == "combine" and getattr(obj, f.name) is None)
+                and not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
     if isinstance(obj, list | tuple):
         return type(obj)(params(v) for v in obj)
     return obj
@@ -78,9 +82,12 @@ def clone(state: State) -> State:
 
 def end_of_round(history: History, rnd: int, bar, progress: bool,
                  callbacks: Sequence[Callback]) -> bool:
-    """Show the round's accuracy on the bar and run the callbacks; True to stop the run."""
+    """Show the round's accuracy (PSNR for a reconstruction) on the bar and run the
+    callbacks; True to stop the run."""
     if progress and history.metrics and history.metrics[-1]["round"] == rnd:
-        bar.set_postfix(acc=f"{history.final('accuracy'):.3f}")
+        psnr = history.final("psnr")
+        bar.set_postfix(**({"psnr": f"{psnr:.2f}"} if np.isfinite(psnr) else
+                           {"acc": f"{history.final('accuracy'):.3f}"}))
     if any(cb(history, rnd) is True for cb in callbacks):
         history.events.append({"round": rnd, "site": GLOBAL, "event": "stopped by callback"})
         return True
