@@ -20,7 +20,7 @@ from . import (
     topologies,
 )
 from .engine.config import Comm, Eval
-from .evaluation import compare, cross_site, evaluate
+from .evaluation import compare, cross_site, evaluate, evaluate_federated
 from .history import History
 from .simulation import run
 from .sites import Federation, Site
@@ -29,9 +29,9 @@ from .training import Train
 __version__ = "0.1.0"
 
 __all__ = ["Comm", "Eval", "Federation", "History", "Site", "Train", "attacks", "claims",
-           "comm", "compare", "cross_site", "data", "evaluate", "executors", "explain",
-           "imaging", "metrics", "models", "privacy", "reconstruction", "run", "segmentation",
-           "strategies", "topologies", "viz", "__version__"]
+           "comm", "compare", "cross_site", "data", "evaluate", "evaluate_federated",
+           "executors", "explain", "imaging", "metrics", "models", "privacy", "reconstruction",
+           "run", "segmentation", "strategies", "topologies", "viz", "__version__"]
 
 
 def __getattr__(name: str):

@@ -19,7 +19,8 @@ from .models import model_for_run
 from .sites import Site
 from .training import resolve_device
 
-__all__ = ["evaluate", "cross_site", "compare", "who_gains", "site_table", "final_models"]
+__all__ = ["evaluate", "evaluate_federated", "cross_site", "compare", "who_gains",
+           "site_table", "final_models"]
 
 State = dict[str, torch.Tensor]
 
@@ -47,6 +48,40 @@ def evaluate(model: nn.Module, sites: Sequence[Site], state: State | None = None
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = score_sites(model, [state] * len(sites), sites, split, dev)
     return pd.DataFrame([{"site": name, **m} for name, m in rows]).set_index("site")
+
+
+def evaluate_federated(model: nn.Module | History, sites: Sequence[Site],
+                       architecture: nn.Module | None = None, split: str = "test",
+                       device: str = "auto") -> pd.DataFrame:
+    """Score a fixed model at each site without training: what a hospital checks before
+    it joins a federation, or a federation checks at a hospital it never trained on.
+
+    Each site scores the model on its own ``split`` and reports only the metrics (its
+    images never leave it); ``"global"`` pools all sites' patients.
+
+    Parameters
+    ----------
+    model : nn.Module or History
+        A network (with its weights), or a finished run (its ``final_state``; the
+        architecture rebuilt from its config, or ``architecture``).
+    sites : list of Site
+        Where to evaluate (sites the model may never have seen).
+    architecture : nn.Module, optional
+        The network of a run made with a custom model.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    device : str or torch.device
+        Where to compute.
+    """
+    if isinstance(model, History):
+        if not model.final_state:
+            raise ValueError("the History holds no final model: pass the one returned by "
+                             "fedlab.run, or the model itself")
+        net = model_for_run(model.config, sites, architecture)
+        return evaluate(net, sites, model.final_state, split, device)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or a History, got {type(model).__name__}")
+    return evaluate(model, sites, None, split, device)
 
 
 def cross_site(history: History, sites: Sequence[Site], metric: str = "accuracy",

@@ -18,8 +18,9 @@ from typing import Any
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checkpoint, executors, topologies
-from .comm.network import get_network, network_config, round_seconds
+from . import checkpoint, executors
+from .comm.availability import availability_config
+from .comm.network import network_config, round_seconds
 from .comm.wire import Wire, participants_per_round
 from .engine.config import Comm, Eval, resolve
 from .engine.context import RoundContext
@@ -31,6 +32,7 @@ from .engine.setup import (
     clone,
     end_of_round,
     run_config,
+    schedule,
 )
 from .history import GLOBAL, History
 from .models import ModelSpec
@@ -78,7 +80,8 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         The fields of those three objects as plain keywords, which fill them:
         ``local_epochs``, ``local_steps``, ``batch_size``, ``optimizer``, ``lr``,
         ``momentum``, ``weight_decay``, ``lr_decay``, ``augment``, ``ssim_weight``
-        (Train); ``uplink``, ``downlink``, ``clients_per_round``, ``network`` (Comm);
+        (Train); ``uplink``, ``downlink``, ``clients_per_round``, ``network``,
+        ``availability`` (Comm);
         ``eval_every``, ``eval_splits`` (Eval). Each is described under Other Parameters.
     seed : int
         Fixes the initial model, the sites' batch order and dropout: same seed, same
@@ -120,17 +123,23 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         ``"rural-clinic"``, ...; ``"mixed"`` cycles profiles over the sites), a Link, or a
         dict site -> Link; adds simulated seconds per round (``sim_s``) and so far
         (``sim_total_s``) and the slowest site (``straggler``) to ``History.rounds``.
+        FedAsync and FedBuff need one: they run on its clock (``rounds`` then counts
+        the server's model versions).
+    availability : str, Availability or dict, optional
+        When sites are online on that clock (:mod:`fedlab.comm.availability`); an
+        offline site sits a round out (events record it).
     eval_every, eval_splits : int, tuple of str
         Evaluate every this many rounds (the initial model and the last round always),
         on these splits (``("test",)`` by default).
     """
     cfg, comm, evaluation = resolve(train, comm, evaluation, shorthands)
-    strategy, topo, sites = get(strategy), topologies.get(topology), list(sites)
+    strategy, sites = get(strategy), list(sites)
     check_arguments(sites, rounds, resume, run_dir)
     eval_every, eval_splits, clients_per_round = (evaluation.every, evaluation.splits,
                                                   comm.clients_per_round)
     dev, executor = resolve_device(device), executors.get(executor)
     trainers = [Site.pool(sites)] if strategy.pooled else sites
+    topo, links, avail = schedule(strategy, topology, comm, [t.name for t in trainers], seed)
     topo.check(len(trainers))
     topo.check_strategy(strategy)
     if strategy.communicates:
@@ -139,8 +148,6 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     if topo.decentralised:
         wire.check_peers()
     check_secagg_codec(strategy, wire.up)
-    links = (get_network(comm.network, [t.name for t in trainers])
-             if comm.network is not None else None)
     spec = ModelSpec.for_sites(model, sites)
     config = run_config(
         strategy=strategy.label, strategy_params=strategy, model=spec.label, rounds=rounds,
@@ -149,6 +156,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
         uplink=str(wire.up), downlink=str(wire.down),
         clients_per_round=clients_per_round,
         network=network_config(links) if links is not None else None,
+        **({"availability": availability_config(avail)} if avail else {}),
         **({"topology": topo.name, "topology_params": topo} if topo.decentralised else {}))
     net = spec.build(seed).to(dev)
     strategy = strategy.bind(net, {t.name: t.n_examples for t in trainers})
@@ -156,7 +164,7 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
     ctx = RoundContext(0, strategy, trainers, seed, cfg, spec, str(dev), executor, wire,
                        History(config), [strategy.init_site_state(clone(initial))
                                          for _ in trainers],
-                       clients_per_round=clients_per_round)
+                       clients_per_round=clients_per_round, links=links, availability=avail)
     topo.start(ctx, initial)
     pooled = pooled_test(sites, dev) if topo.decentralised and "test" in eval_splits else None
 
@@ -183,14 +191,16 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
                else topo.name, disable=not progress, initial=start - 1, total=rounds)
     for rnd in bar:
         t0 = time.perf_counter()
-        ctx = replace(ctx, round=rnd, report={}, excluded=set(), trained={})
+        ctx = replace(ctx, round=rnd, report={}, excluded=set(), trained={},
+                      clock=history.rounds[-1].get("sim_total_s", 0.0) if history.rounds else 0.0)
         topo.round(ctx)
         if ctx.trained and ctx.excluded >= set(ctx.trained):
             raise FloatingPointError(
                 f"round {rnd}: every site's update was non-finite (NaN or inf) and nothing "
                 "trained; check lr, the strategy's parameters and the images for NaN")
         t_train, t1 = time.perf_counter() - t0, time.perf_counter()
-        sim = _simulated_time(history, rnd, ctx.trained, links)
+        sim = {} if topo.keeps_time else _simulated_time(history, rnd, ctx.trained, links,
+                                                          ctx.report.get("wait_s", 0.0))
         if rnd % eval_every == 0 or rnd == rounds:
             evaluate(rnd)
         history.rounds.append({
@@ -223,11 +233,14 @@ def _restore(ctx: RoundContext, ckpt: checkpoint.Checkpoint, history: History,
                    shared=ckpt.shared, memory=dict(ckpt.memory))
 
 
-def _simulated_time(history: History, rnd: int, work: dict[str, int], links) -> dict:
-    """The network model's simulated seconds of this round and so far, and the slowest
-    site (nothing without a network)."""
+def _simulated_time(history: History, rnd: int, work: dict[str, int], links,
+                    wait_s: float) -> dict:
+    """The network model's simulated seconds of this round (with ``wait_s``, the time
+    waited for a site to come online) and so far, and the slowest site (nothing without
+    a network)."""
     if links is None:
         return {}
     sim_s, slowest = round_seconds(history.ledger, rnd, work, links)
+    sim_s += wait_s
     total = history.rounds[-1].get("sim_total_s", 0.0) if history.rounds else 0.0
     return {"sim_s": sim_s, "sim_total_s": total + sim_s, "straggler": slowest}

@@ -65,6 +65,8 @@ def test_data_list(capsys, tmp_path):
 def test_every_strategy_selectable(tmp_path, strategy):
     args = [a if a != "mlp" else "cnn-bn" for a in ARGS]  # fedbn needs norm layers
     args[args.index("--rounds") + 1] = "1"
+    if getattr(fl.strategies.get(strategy), "asynchronous", False):  # they need a clock
+        args += ["--network", "mixed"]
     assert main([*args, "--strategy", strategy, "--out", str(tmp_path / "r")]) == 0
     label = strategy if strategy in fl.strategies.STRATEGIES else f"fedavg+{strategy}"
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["strategy"] == label

@@ -195,6 +195,8 @@ def test_every_strategy_runs_and_resumes(federation, tmp_path, name):
     else:
         assert strategy.name == name and type(strategy) is STRATEGIES[name]
     kw = {**FAST, "model": "cnn-bn", "local_steps": 2, "seed": 1}
+    if strategy.asynchronous:  # FedAsync, FedBuff run on the network's clock
+        kw["network"] = "mixed"
     full = fl.run(federation, strategy=strategy, run_dir=tmp_path / "full", **kw)
     assert np.isfinite(full.series("loss")[1]).all() and not full.events
     fl.run(federation, strategy=strategy, run_dir=tmp_path / "part", **{**kw, "rounds": 1})

@@ -8,6 +8,7 @@
 Figures (plotly, imported on first use): ``fl.comm.plots.accuracy_vs_mb`` and friends.
 """
 
+from .availability import AVAILABILITY, Availability, get_availability
 from .codecs import (
     CODECS,
     Cast,
@@ -31,10 +32,13 @@ from .network import (
     time_to_accuracy,
     timeline,
 )
+from .schedule import arrivals, elapsed, jobs, time_to_target
 from .sizes import message_size, model_size, model_sizes
 from .wire import Wire, participants_per_round, sample_sites
 
-__all__ = ["CODECS", "PROFILES", "Cast", "Chain", "Codec", "CodecContext", "Delta",
+__all__ = ["AVAILABILITY", "Availability", "CODECS", "PROFILES", "arrivals", "elapsed",
+           "get_availability", "jobs", "time_to_target", "Cast", "Chain", "Codec",
+           "CodecContext", "Delta",
            "Identity", "Int8", "Link", "TopK", "Wire", "get_codec", "get_network",
            "message_seconds", "message_size", "model_size", "model_sizes", "network_config",
            "participants_per_round", "plots", "round_seconds", "roundtrip", "sample_sites",

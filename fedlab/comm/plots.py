@@ -9,9 +9,11 @@ import plotly.graph_objects as go
 
 from ..history import GLOBAL, History
 from .network import Link, timeline
+from .schedule import arrivals, elapsed, jobs
 
 __all__ = ["accuracy_vs_mb_info", "accuracy_vs_mb", "bytes_per_round_info", "bytes_per_round",
-           "accuracy_vs_time_info", "accuracy_vs_time", "stragglers"]
+           "accuracy_vs_time_info", "accuracy_vs_time", "stragglers", "job_timeline",
+           "staleness_histogram"]
 
 
 def _cumulative_mb(history: History, direction: str | None) -> pd.Series:
@@ -79,13 +81,17 @@ def accuracy_vs_time_info(histories: Mapping[str, History],
                           network: str | Link | Mapping | None = None,
                           metric: str = "accuracy") -> pd.DataFrame:
     """Per run and evaluated round: global test ``metric`` and simulated seconds so far
-    (over ``network``, default each run's own)."""
+    (over ``network``; default each run's own clock, which also covers asynchronous runs
+    and the time waited for offline sites)."""
     rows = []
     for label, h in histories.items():
-        per = timeline(h, network).groupby("round")["round_s"].max()
-        elapsed = per.reindex(range(h.last_round + 1), fill_value=0.0).cumsum()
+        if network is None:
+            clock = elapsed(h)
+        else:
+            per = timeline(h, network).groupby("round")["round_s"].max()
+            clock = per.reindex(range(h.last_round + 1), fill_value=0.0).cumsum()
         for rnd, value in zip(*h.series(metric, GLOBAL), strict=True):
-            rows.append({"run": label, "round": int(rnd), "seconds": float(elapsed[int(rnd)]),
+            rows.append({"run": label, "round": int(rnd), "seconds": float(clock[int(rnd)]),
                          metric: value})
     return pd.DataFrame(rows)
 
@@ -125,4 +131,53 @@ def stragglers(history: History, network: str | Link | Mapping | None = None) ->
                 hovertemplate="%{customdata}, round %{x}: %{y:.2f} s"))
     fig.update_layout(barmode="stack", title="Seconds per site and round (outlined: straggler)",
                       xaxis_title="round", yaxis_title="simulated seconds")
+    return fig
+
+
+def job_timeline(history: History, title: str = "", hours: bool = False) -> go.Figure:
+    """Sites on rows, simulated time across: each job's download, local training and
+    upload as bars (:func:`fedlab.comm.schedule.jobs`), for a synchronous or an
+    asynchronous run.
+
+    Parameters
+    ----------
+    history : History
+        A run with a network.
+    title : str
+        The figure's title (default: the strategy).
+    hours : bool
+        Time in hours (long runs with availability) instead of seconds.
+    """
+    info = jobs(history)
+    scale, unit = (3600.0, "h") if hours else (1.0, "s")
+    fig = go.Figure()
+    colors = {"down_s": "#636efa", "compute_s": "#00cc96", "up_s": "#ef553b"}
+    offset = info["start_s"].copy()
+    for col, color in colors.items():
+        fig.add_trace(go.Bar(y=info["site"], x=info[col] / scale, base=offset / scale,
+                             orientation="h", name=col[:-2], marker_color=color,
+                             customdata=info["round"],
+                             hovertemplate=f"%{{y}}, round %{{customdata}}: %{{x:.3f}} {unit}"))
+        offset = offset + info[col]
+    fig.update_layout(barmode="overlay", title=title or f"Jobs of {history.config.get('strategy')}",
+                      xaxis_title=f"simulated time ({unit})",
+                      yaxis=dict(title="site", autorange="reversed"), bargap=0.35)
+    return fig
+
+
+def staleness_histogram(histories: Mapping[str, History]) -> go.Figure:
+    """How stale the updates of asynchronous runs were: one bar group per staleness.
+
+    Parameters
+    ----------
+    histories : mapping of name to History
+        Asynchronous runs.
+    """
+    fig = go.Figure()
+    for label, h in histories.items():
+        counts = arrivals(h)["staleness"].value_counts().sort_index()
+        fig.add_bar(x=counts.index.tolist(), y=counts.tolist(), name=str(label))
+    fig.update_layout(barmode="group", title="Staleness of the updates used",
+                      xaxis_title="staleness (versions since the site's start)",
+                      yaxis_title="updates")
     return fig

@@ -35,12 +35,18 @@ class Comm:
         A simulated network (:mod:`fedlab.comm.network`), a profile name:
         hospital-fibre, hospital-vpn, rural-clinic, satellite, datacenter, or mixed;
         seconds per round in ``History.rounds``.
+    availability : str, Availability or dict, optional
+        When sites are online, on the network's simulated clock
+        (:mod:`fedlab.comm.availability`): a profile for every site (always,
+        night-off, office-hours, flaky), or per site ("site-3=night-off"); needs
+        network.
     """
 
     uplink: Any = None
     downlink: Any = None
     clients_per_round: int | float | None = None
     network: Any = None
+    availability: Any = None
 
 
 @dataclass(frozen=True)

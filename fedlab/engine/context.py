@@ -79,6 +79,12 @@ class RoundContext:
         Sites whose update this round was dropped for non-finite values.
     trained : dict of str to int
         Samples each site trained on this round (for the network model's timings).
+    links : dict of str to Link, optional
+        The run's network (:func:`fedlab.comm.network.get_network`), None without one.
+    availability : dict of str to Availability, optional
+        When each site is online (:mod:`fedlab.comm.availability`), None: always.
+    clock : float
+        Simulated seconds when this round starts (the network's clock).
     """
 
     round: int
@@ -100,6 +106,9 @@ class RoundContext:
     report: dict[str, Any] = field(default_factory=dict)
     excluded: set[str] = field(default_factory=set)
     trained: dict[str, int] = field(default_factory=dict)
+    links: dict | None = None
+    availability: dict | None = None
+    clock: float = 0.0
     names: list[str] = field(init=False, repr=False)  # the sites' names, once a round
 
     def __post_init__(self) -> None:
@@ -117,7 +126,30 @@ class RoundContext:
         """The sites taking part in this round (all, or the seeded sample)."""
         if not self.strategy.communicates:
             return list(range(self.n_sites))
-        return sample_sites(self.n_sites, self.clients_per_round, self.seed, self.round)
+        chosen = sample_sites(self.n_sites, self.clients_per_round, self.seed, self.round)
+        return self._online(chosen) if self.availability else chosen
+
+    def _online(self, chosen: list[int]) -> list[int]:
+        """The sampled sites online when the round starts; when none is, the round waits
+        (``report["wait_s"]``) for the first to come back. Skips are logged in events."""
+        when = {i: self.availability[self.names[i]].next_online(self.clock) for i in chosen}
+        starts = [t for t in when.values() if t is not None]
+        start = min(starts) if starts else None
+        if start is not None and start > self.clock:
+            self.report["wait_s"] = start - self.clock
+        online = [i for i in chosen if start is not None and when[i] == start]
+        for i in chosen:
+            if when[i] is None:
+                if not self.memory.get(f"left:{self.names[i]}"):
+                    self.memory[f"left:{self.names[i]}"] = 1
+                    self._event(i, "left the federation")
+            elif i not in online:
+                self._event(i, f"offline: skipped the round (online again at "
+                               f"{when[i] / 3600:.2f} h)")
+        return online
+
+    def _event(self, i: int, text: str) -> None:
+        self.history.events.append({"round": self.round, "site": self.names[i], "event": text})
 
     def train(self, indices: Sequence[int], starts: Sequence[State],
               visit: int = 0) -> list[Update]:
@@ -132,10 +164,10 @@ class RoundContext:
         for i, res in zip(indices, results, strict=True):
             self.site_states[i] = res.site_state
             name = self.sites[i].name
-            self.trained[name] = self.trained.get(name, 0) + self._samples(res.update)
+            self.trained[name] = self.trained.get(name, 0) + self.samples(res.update)
         return [res.update for res in results]
 
-    def _samples(self, update: Update) -> int:
+    def samples(self, update: Update) -> int:
         """Training samples a site processed (for the network model's compute time)."""
         if self.config.steps is None:
             return int(self.config.epochs * update.n_examples)

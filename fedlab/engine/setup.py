@@ -19,7 +19,7 @@ from ..strategies.robust import Rule
 from ..strategies.wrapper import wraps
 
 __all__ = ["Callback", "check_arguments", "check_secagg_codec", "clone", "end_of_round",
-           "params", "run_config"]
+           "params", "run_config", "schedule"]
 
 Callback = Callable[[History, int], Any]
 
@@ -42,6 +42,32 @@ def check_arguments(sites: Sequence, rounds: Any, resume: bool, run_dir: Any) ->
         raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
     if resume and run_dir is None:
         raise ValueError("resume=True needs run_dir")
+
+
+def schedule(strategy: Strategy, topology: Any, comm, names: list[str], seed: int):
+    """The run's topology, its network (a Link per site, or None) and its sites'
+    availability (or None): an asynchronous strategy (FedAsync, FedBuff) runs on the
+    asynchronous schedule, which needs a network; availability needs one too (its times
+    are on the network's simulated clock)."""
+    from ..comm.availability import get_availability
+    from ..comm.network import get_network
+    from ..topologies import Asynchronous, get
+
+    topo = get(topology)
+    if getattr(strategy, "asynchronous", False):
+        if topology not in (None, "star", "async") and not isinstance(topo, Asynchronous):
+            raise ValueError(f"{strategy.name} is asynchronous: it runs on its own schedule "
+                             f"(a server acting on arrivals), not on topology={topology!r}; "
+                             "leave topology at its default")
+        topo = Asynchronous()
+    links = get_network(comm.network, names) if comm.network is not None else None
+    avail = None
+    if comm.availability is not None:
+        if links is None:
+            raise ValueError("availability needs network= (its times are on the network's "
+                             "simulated clock)")
+        avail = get_availability(comm.availability, names, seed)
+    return topo, links, avail
 
 
 def check_secagg_codec(strategy: Strategy, uplink) -> None:

@@ -9,6 +9,7 @@ give FedAvg with that rule (``get("krum", n_byzantine=2)``).
 from dataclasses import replace
 
 from .aggregate import is_finite, weighted_average
+from .asynchronous import FedAsync, FedBuff, staleness_weight
 from .base import ClientContext, State, Strategy, Update
 from .baselines import Centralized, LocalOnly
 from .fedavg import FedAvg
@@ -22,16 +23,18 @@ from .scaffold import Scaffold
 from .wrapper import Wrapper
 
 __all__ = [
-    "STRATEGIES", "Centralized", "ClientContext", "Ditto", "FedAdagrad", "FedAdam", "FedAvg",
+    "STRATEGIES", "Centralized", "ClientContext", "Ditto", "FedAdagrad", "FedAdam",
+    "FedAsync", "FedAvg", "FedBuff",
     "FedAvgM", "FedBN", "FedOpt", "FedProx", "FedYogi", "FineTuned", "Krum", "LocalOnly",
     "Median", "MultiKrum", "NormClip", "RULES", "Rule", "Scaffold", "State", "Strategy",
     "TrimmedMean", "Update", "Wrapper", "get", "names", "is_finite", "norm_keys", "proximal_term",
-    "get_rule", "weighted_average",
+    "get_rule", "weighted_average", "staleness_weight",
 ]
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (FedAvg, FedAvgM, FedProx, Scaffold, FedOpt, FedAdam, FedYogi,
-                              FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly)
+                              FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly,
+                              FedAsync, FedBuff)
 }
 
 _ALIASES = {"centralised": "centralized", "localonly": "local", "pooled": "centralized",

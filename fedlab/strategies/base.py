@@ -112,6 +112,7 @@ class Strategy:
     pooled: ClassVar[bool] = False
     payload: ClassVar[str] = "weights"
     peer_to_peer: ClassVar[bool] = False
+    asynchronous: ClassVar[bool] = False
     combine: Rule | str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:

@@ -4,6 +4,8 @@
 - :class:`Cyclic`: cyclic weight transfer, the model travels from site to site.
 - :class:`Gossip`: peer-to-peer averaging with the neighbours on a graph.
 - :class:`Swarm`: swarm learning, a leader among the sites merges each round.
+- :class:`Asynchronous`: a server that acts on arrivals on the simulated clock (chosen
+  by :func:`fedlab.run` for FedAsync and FedBuff).
 
 Select one with ``fl.run(..., topology=Gossip(graph="torus"))`` or by name
 (``topology="ring"``; see ``TOPOLOGIES``), or ``fedlab run --topology NAME``. Every
@@ -15,15 +17,16 @@ from __future__ import annotations
 
 from ..engine.context import RoundContext
 from . import graphs
+from .asynchronous import Asynchronous
 from .base import Decentralised, Topology, average, consensus_distance, mix, site_distances
 from .cyclic import Cyclic
 from .gossip import Gossip
 from .star import Star
 from .swarm import Swarm
 
-__all__ = ["TOPOLOGIES", "Cyclic", "Decentralised", "Gossip", "RoundContext", "Star", "Swarm",
-           "Topology", "average", "consensus_distance", "get", "graphs", "mix", "plots",
-           "site_distances"]
+__all__ = ["TOPOLOGIES", "Asynchronous", "Cyclic", "Decentralised", "Gossip", "RoundContext",
+           "Star", "Swarm", "Topology", "average", "consensus_distance", "get", "graphs", "mix",
+           "plots", "site_distances"]
 
 #: names accepted by :func:`get` (and ``fedlab run --topology``)
 TOPOLOGIES: dict[str, Topology] = {

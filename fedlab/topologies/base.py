@@ -34,11 +34,13 @@ class Topology:
     """Base class of topologies; subclasses set ``name`` and implement :meth:`round`.
 
     ``decentralised``: no server; every site holds a model of its own (``ctx.shared``),
-    which is also scored on the pooled test set of all sites.
+    which is also scored on the pooled test set of all sites. ``keeps_time``: the
+    topology reports its rounds' simulated seconds itself (the asynchronous schedule).
     """
 
     name: ClassVar[str] = "topology"
     decentralised: ClassVar[bool] = False
+    keeps_time: ClassVar[bool] = False
 
     def check(self, n_sites: int) -> None:
         """Raise a ValueError if this topology cannot connect ``n_sites`` sites."""
