@@ -52,7 +52,8 @@ def test_a_killed_run_resumes_to_the_history_of_an_uninterrupted_one(tmp_path):
 
 def test_ctrl_c_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "--rounds", "200", "--out", str(out)],
+    # far more rounds than it can finish before the signal, even on a loaded machine
+    proc = subprocess.Popen([*CLI, "--rounds", "5000", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(_ckpts(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
