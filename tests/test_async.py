@@ -174,6 +174,14 @@ def test_bad_async_settings(sites, kwargs, message):
         fl.run(sites, rounds=1, **(KW | kwargs))
 
 
+def test_wrappers_refuse_an_asynchronous_strategy(sites):
+    from fedlab.privacy import DP
+
+    with pytest.raises(ValueError, match="cannot wrap an asynchronous strategy"):
+        fl.run(sites, strategy=DP(FedAsync(), noise_multiplier=0.0, clip=1.0), rounds=1,
+               network="mixed", **KW)
+
+
 def test_bad_async_strategy_parameters():
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         FedBuff(k=0)

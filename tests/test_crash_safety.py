@@ -52,14 +52,20 @@ def test_a_killed_run_resumes_to_the_history_of_an_uninterrupted_one(tmp_path):
 
 def test_ctrl_c_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
-    # far more rounds than it can finish before the signal, even on a loaded machine
+    # far more rounds than it can finish before the signal, even on a loaded machine; the
+    # child gets the default SIGINT handling even when this test runs in a background job
+    # (which starts with SIGINT ignored, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([*CLI, "--rounds", "5000", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while len(_ckpts(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    err = proc.communicate(timeout=60)[1]
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while len(_ckpts(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()  # never leave the run behind if the signal did not stop it
     assert proc.returncode == 130, err
     assert "interrupted" in err and f"--resume --out {out}" in err and "Traceback" not in err
 

@@ -16,7 +16,7 @@ from ..sites import Site
 from ..state import clone as clone_tree
 from ..strategies.base import State, Strategy
 from ..strategies.robust import Rule
-from ..strategies.wrapper import wraps
+from ..strategies.wrapper import Wrapper, wraps
 
 __all__ = ["Callback", "check_arguments", "check_secagg_codec", "clone", "end_of_round",
            "params", "run_config", "schedule"]
@@ -54,6 +54,9 @@ def schedule(strategy: Strategy, topology: Any, comm, names: list[str], seed: in
     from ..topologies import Asynchronous, get
 
     topo = get(topology)
+    if isinstance(strategy, Wrapper) and any(wraps(strategy, n) for n in ("fedasync", "fedbuff")):
+        raise ValueError(f"{strategy.name} cannot wrap an asynchronous strategy: it works on "
+                         "a synchronous round's updates; run fedasync or fedbuff unwrapped")
     if getattr(strategy, "asynchronous", False):
         if topology not in (None, "star", "async") and not isinstance(topo, Asynchronous):
             raise ValueError(f"{strategy.name} is asynchronous: it runs on its own schedule "
