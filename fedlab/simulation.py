@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checkpoint, executors
+from . import checkpoint, executors, topologies
 from .comm.availability import availability_config
 from .comm.network import network_config, round_seconds
 from .comm.wire import Wire, participants_per_round
@@ -29,10 +29,10 @@ from .engine.setup import (
     Callback,
     check_arguments,
     check_secagg_codec,
+    clock,
     clone,
     end_of_round,
     run_config,
-    schedule,
 )
 from .history import GLOBAL, History
 from .models import ModelSpec
@@ -139,7 +139,8 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
                                                   comm.clients_per_round)
     dev, executor = resolve_device(device), executors.get(executor)
     trainers = [Site.pool(sites)] if strategy.pooled else sites
-    topo, links, avail = schedule(strategy, topology, comm, [t.name for t in trainers], seed)
+    topo = topologies.for_strategy(strategy, topology)
+    links, avail = clock(comm, [t.name for t in trainers], seed)
     topo.check(len(trainers))
     topo.check_strategy(strategy)
     if strategy.communicates:

@@ -16,10 +16,10 @@ from ..sites import Site
 from ..state import clone as clone_tree
 from ..strategies.base import State, Strategy
 from ..strategies.robust import Rule
-from ..strategies.wrapper import Wrapper, wraps
+from ..strategies.wrapper import wraps
 
 __all__ = ["Callback", "check_arguments", "check_secagg_codec", "clone", "end_of_round",
-           "params", "run_config", "schedule"]
+           "params", "run_config", "clock"]
 
 Callback = Callable[[History, int], Any]
 
@@ -44,25 +44,12 @@ def check_arguments(sites: Sequence, rounds: Any, resume: bool, run_dir: Any) ->
         raise ValueError("resume=True needs run_dir")
 
 
-def schedule(strategy: Strategy, topology: Any, comm, names: list[str], seed: int):
-    """The run's topology, its network (a Link per site, or None) and its sites'
-    availability (or None): an asynchronous strategy (FedAsync, FedBuff) runs on the
-    asynchronous schedule, which needs a network; availability needs one too (its times
-    are on the network's simulated clock)."""
+def clock(comm, names: list[str], seed: int):
+    """The run's network (a Link per site, or None) and its sites' availability (or
+    None); availability needs a network, whose simulated clock its times are on."""
     from ..comm.availability import get_availability
     from ..comm.network import get_network
-    from ..topologies import Asynchronous, get
 
-    topo = get(topology)
-    if isinstance(strategy, Wrapper) and any(wraps(strategy, n) for n in ("fedasync", "fedbuff")):
-        raise ValueError(f"{strategy.name} cannot wrap an asynchronous strategy: it works on "
-                         "a synchronous round's updates; run fedasync or fedbuff unwrapped")
-    if getattr(strategy, "asynchronous", False):
-        if topology not in (None, "star", "async") and not isinstance(topo, Asynchronous):
-            raise ValueError(f"{strategy.name} is asynchronous: it runs on its own schedule "
-                             f"(a server acting on arrivals), not on topology={topology!r}; "
-                             "leave topology at its default")
-        topo = Asynchronous()
     links = get_network(comm.network, names) if comm.network is not None else None
     avail = None
     if comm.availability is not None:
@@ -70,7 +57,7 @@ def schedule(strategy: Strategy, topology: Any, comm, names: list[str], seed: in
             raise ValueError("availability needs network= (its times are on the network's "
                              "simulated clock)")
         avail = get_availability(comm.availability, names, seed)
-    return topo, links, avail
+    return links, avail
 
 
 def check_secagg_codec(strategy: Strategy, uplink) -> None:

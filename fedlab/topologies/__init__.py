@@ -16,6 +16,8 @@ communication cost of every topology compares with the star's.
 from __future__ import annotations
 
 from ..engine.context import RoundContext
+from ..strategies.base import Strategy
+from ..strategies.wrapper import Wrapper, wraps
 from . import graphs
 from .asynchronous import Asynchronous
 from .base import Decentralised, Topology, average, consensus_distance, mix, site_distances
@@ -25,8 +27,8 @@ from .star import Star
 from .swarm import Swarm
 
 __all__ = ["TOPOLOGIES", "Asynchronous", "Cyclic", "Decentralised", "Gossip", "RoundContext",
-           "Star", "Swarm", "Topology", "average", "consensus_distance", "get", "graphs", "mix",
-           "plots", "site_distances"]
+           "Star", "Swarm", "Topology", "average", "consensus_distance", "for_strategy", "get",
+           "graphs", "mix", "plots", "site_distances"]
 
 #: names accepted by :func:`get` (and ``fedlab run --topology``)
 TOPOLOGIES: dict[str, Topology] = {
@@ -58,6 +60,31 @@ def get(topology: str | Topology | None) -> Topology:
         raise ValueError(f"topology must be one of {sorted(TOPOLOGIES)} or a Topology, "
                          f"got {topology!r}")
     return TOPOLOGIES[key]
+
+
+def for_strategy(strategy: Strategy, topology: str | Topology | None) -> Topology:
+    """The topology a run of ``strategy`` uses: :func:`get` of ``topology``, except that an
+    asynchronous strategy (FedAsync, FedBuff) runs on :class:`Asynchronous` (and refuses
+    any other topology), and no wrapper (DP, SecAgg, Byzantine) may hold one.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The run's strategy.
+    topology : str, Topology or None
+        What the caller asked for.
+    """
+    topo = get(topology)
+    if isinstance(strategy, Wrapper) and any(wraps(strategy, n) for n in ("fedasync", "fedbuff")):
+        raise ValueError(f"{strategy.name} cannot wrap an asynchronous strategy: it works on "
+                         "a synchronous round's updates; run fedasync or fedbuff unwrapped")
+    if not strategy.asynchronous:
+        return topo
+    if topology not in (None, "star", "async") and not isinstance(topo, Asynchronous):
+        raise ValueError(f"{strategy.name} is asynchronous: it runs on its own schedule (a "
+                         f"server acting on arrivals), not on topology={topology!r}; leave "
+                         "topology at its default")
+    return Asynchronous()
 
 
 def __getattr__(name: str):
