@@ -182,6 +182,11 @@ def test_wrappers_refuse_an_asynchronous_strategy(sites):
                network="mixed", **KW)
 
 
+def test_fedbuff_refuses_a_buffer_larger_than_the_federation(sites):
+    with pytest.raises(ValueError, match="use k <= 3"):
+        fl.run(sites, strategy=FedBuff(k=4), rounds=1, network="mixed", **KW)
+
+
 def test_bad_async_strategy_parameters():
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         FedBuff(k=0)

@@ -179,7 +179,7 @@ def get_availability(spec, sites: Sequence[str], seed: int = 0) -> dict[str, Ava
     if isinstance(spec, str) and "=" in spec:
         pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
         spec = {k.strip(): v.strip() for k, v in pairs}
-    if isinstance(spec, Mapping) and not set(spec) <= {"offline", "outages_per_day"}:
+    if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - set(sites))
         if unknown:
             raise ValueError(f"availability names unknown sites {unknown}; the sites are "

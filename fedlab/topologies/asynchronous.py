@@ -8,6 +8,8 @@ is online, and its upload waits while the site is off). The server takes arrival
 the order of their simulated time; with ``strategy.arrivals_per_version`` of them it
 makes the next model version (``strategy.async_step``), and the sites whose updates it
 used start their next job from that version at once. One run "round" is one version.
+When sites have left and fewer jobs are in flight than a version needs, the version is
+made from those that arrive.
 
 A site trains when its job starts (it knows the version it received), with the seeds of
 the version it will first be able to join (version ``v + 1`` for a job started from
@@ -65,6 +67,10 @@ class Asynchronous(Topology):
             raise ValueError(f"{ctx.strategy.name} runs on the simulated clock: pass "
                              "network= (a profile such as 'hospital-vpn', 'mixed', or a "
                              "Link per site; fedlab run --network NAME)")
+        need = ctx.strategy.arrivals_per_version
+        if need > ctx.n_sites:
+            raise ValueError(f"{ctx.strategy.name} waits for {need} arrivals per version, more "
+                             f"than the {ctx.n_sites} sites: use k <= {ctx.n_sites}")
         ctx.global_state = initial
         ctx.server_state = {"clock": torch.zeros((), dtype=torch.float64), "jobs": {}}
         ctx.wire.start(initial)
