@@ -1,7 +1,8 @@
 """FL strategies on MedMNIST under label skew: a seeded, regenerable table.
 
 PneumoniaMNIST and BreastMNIST × {IID, Dirichlet 1.0, 0.3, 0.1} × {centralised,
-local-only, FedAvg, FedProx, SCAFFOLD, FedAdam, FedBN, fine-tuned FedAvg} × 3 seeds;
+local-only, FedAvg, FedProx, SCAFFOLD, FedAdam, FedBN, fine-tuned FedAvg, FedPer, FedRep,
+LG-FedAvg, FedBABU, APFL, MOON, FedNova, FedDyn, IFCA, FedMD} × 3 seeds;
 mean ± std over seeds of the final test accuracy and AUC of the global row, and of the
 mean and worst per-site accuracy.
 
@@ -12,9 +13,11 @@ Every finished run is appended to a JSON-lines cache, so an interrupted benchmar
 resumes where it stopped; the Markdown table is rebuilt from the cache.
 
 How to read the "global" numbers: for shared-model strategies (FedAvg, FedProx,
-SCAFFOLD, FedAdam, centralised) they score the one global model on the union of the
-sites' test splits (the official test set). For personalised ones (local-only, FedBN,
-fine-tuned) each site's own model scores that site's test patients, pooled.
+SCAFFOLD, FedAdam, MOON, FedNova, FedDyn, centralised) they score the one global model
+on the union of the sites' test splits (the official test set). For personalised ones
+(local-only, FedBN, fine-tuned, FedPer, FedRep, LG-FedAvg, FedBABU, APFL, IFCA's
+clusters, FedMD) each site's own model scores that site's test patients, pooled.
+FedMD's public set is 500 images of the dataset's validation split.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import fedlab as fl
@@ -33,7 +37,8 @@ import fedlab as fl
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTITIONS = {"iid": None, "dir1.0": 1.0, "dir0.3": 0.3, "dir0.1": 0.1}
 STRATEGIES = ("centralized", "local", "fedavg", "fedprox", "scaffold", "fedadam", "fedbn",
-              "finetune")
+              "finetune", "fedper", "fedrep", "lgfedavg", "fedbabu", "apfl", "moon",
+              "fednova", "feddyn", "ifca", "fedmd")
 # One model and one local optimiser for every strategy: cnn-bn because FedBN needs
 # BatchNorm layers, plain SGD because SCAFFOLD's correction assumes it.
 TRAIN = dict(model="cnn-bn", optimizer="sgd", lr=0.05, momentum=0.0, batch_size=32,
@@ -53,6 +58,8 @@ def one_run(data, partition: str, strategy: str, seed: int, rounds: int, sites: 
     scheme = fl.data.IID() if alpha is None else fl.data.Dirichlet(alpha=alpha)
     fed = fl.data.split(data, n_sites=sites, scheme=scheme, seed=seed)
     t0 = time.perf_counter()
+    if strategy == "fedmd":  # the public set every site holds
+        strategy = fl.strategies.FedMD(public=data.val.subset(np.arange(min(500, len(data.val)))))
     h = fl.run(fed, strategy=strategy, rounds=rounds, seed=seed, progress=False,
                lr_decay=LR_DECAY.get(data.name, 0.8), **TRAIN)
     per_site = h.per_site("accuracy")
@@ -76,8 +83,9 @@ def render(rows: list[dict], args: argparse.Namespace, command: str) -> str:
            f"({args.rounds or ROUNDS}), lr decay per round {LR_DECAY}, seeds "
            f"{args.seeds}, {TRAIN}; strategies at their fedlab defaults "
            "(FedProx mu=0.01, FedAdam server lr 0.01, tau 1e-3). Mean ± std over seeds of "
-           "the final round. Personalised strategies (local, fedbn, finetune) are scored "
-           "with each site's own model on its own test split.", ""]
+           "the final round (a cell without ± ran one seed). Personalised strategies (local, "
+           "fedbn, finetune, fedper, fedrep, lgfedavg, fedbabu, apfl, ifca, fedmd) are "
+           "scored with each site's own model on its own test split.", ""]
     metrics = (("accuracy", "global test accuracy"), ("auc", "global test AUC"),
                ("site_mean", "mean per-site accuracy"), ("site_worst", "worst site accuracy"))
     for dataset in args.datasets:

@@ -17,6 +17,9 @@ from .options import PARTITIONS, add_config_options, config_keywords, partitione
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
     from safetensors.torch import save_file
 
     import fedlab as fl
@@ -37,6 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--acceleration needs --task reconstruction")
     out = Path(args.out)
     strategy = strategy_from(args.strategy, args.param, args.combine)
+    if getattr(strategy, "public", False) is None:  # FedMD: the public set all sites hold
+        val = dataset.val
+        strategy = dataclasses.replace(strategy, public=val.subset(np.arange(min(500, len(val)))))
     history = fl.run(sites, model=model, strategy=strategy, rounds=args.rounds,
                      seed=args.seed, topology=args.topology, executor=args.executor,
                      device=args.device, progress=not args.quiet, run_dir=out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 __all__ = ["SmallCNN", "MLP", "MODELS", "ModelSpec", "create_model", "count_parameters",
-           "state_bytes", "model_for_run"]
+           "state_bytes", "model_for_run", "reinitialised"]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -107,11 +108,12 @@ def _monai(name: str) -> Callable[..., nn.Module]:
     return build
 
 
-def _recon(data_consistency: bool) -> Callable[..., nn.Module]:
+def _lazy(path: str, **options: Any) -> Callable[..., nn.Module]:
+    """A builder that imports ``module:function`` only when a model is built."""
     def build(in_channels: int, n_classes: int, image_size: int) -> nn.Module:
-        from .recon_net import ReconUNet
-
-        return ReconUNet(in_channels, n_classes, image_size, data_consistency=data_consistency)
+        module, name = path.split(":")
+        factory = getattr(importlib.import_module(module, __package__), name)
+        return factory(in_channels, n_classes, image_size, **options)
     return build
 
 
@@ -122,8 +124,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": _monai("resnet18"),
     "densenet121": _monai("densenet121"),
     "unet": _monai("unet"),
-    "recon-unet": _recon(False),
-    "recon-unet-dc": _recon(True),
+    "recon-unet": _lazy(".recon_net:ReconUNet", data_consistency=False),
+    "recon-unet-dc": _lazy(".recon_net:ReconUNet", data_consistency=True),
+    "resnet-tiny": _lazy(".model_zoo:resnet_tiny"),
+    "zoo": _lazy(".model_zoo:zoo"),
 }
 
 
@@ -133,16 +137,12 @@ def create_model(name: str = "cnn", in_channels: int = 1, n_classes: int = 2,
     ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU), MONAI's small
     ``"unet"`` for segmentation (one output channel per class; ``image_size`` a
     multiple of 4), or ``"recon-unet"`` / ``"recon-unet-dc"`` for reconstruction
-    (:class:`~fedlab.recon_net.ReconUNet`, without / with data consistency).
+    (:class:`~fedlab.recon_net.ReconUNet`, without / with data consistency),
+    ``"resnet-tiny"`` (a small MONAI ResNet) or ``"zoo"`` (the CNN, the MLP and the tiny
+    ResNet in one :class:`~fedlab.model_zoo.ModelZoo`, for model-agnostic FL).
 
-    Parameters
-    ----------
-    name : str
-        A key of :data:`MODELS`.
-    in_channels, n_classes : int
-        Channels of the input images; classes (outputs) of the task.
-    image_size : int
-        Side of the square input images.
+    ``name`` is a key of :data:`MODELS`; ``in_channels``, ``n_classes`` and
+    ``image_size`` (the side of the square images) describe the data.
     """
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)} or an nn.Module, got {name!r}")
@@ -150,14 +150,20 @@ def create_model(name: str = "cnn", in_channels: int = 1, n_classes: int = 2,
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters.
-
-    Parameters
-    ----------
-    model : nn.Module
-        The network; parameters with ``requires_grad=False`` are not counted.
-    """
+    """Number of trainable parameters of ``model`` (``requires_grad=False`` not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def reinitialised(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every layer re-initialised from ``seed`` (the global
+    random state is left as it was)."""
+    net = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in net.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return net
 
 
 def state_bytes(state: dict[str, torch.Tensor]) -> int:

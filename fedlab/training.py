@@ -16,6 +16,7 @@ __all__ = ["Train", "TrainConfig", "batches", "train_epochs", "predict", "resolv
 
 ExtraLoss = Callable[[nn.Module], torch.Tensor]
 AfterBackward = Callable[[nn.Module], None]
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,15 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None,
 
 def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
                  generator: torch.Generator, extra_loss: ExtraLoss | None = None,
-                 after_backward: AfterBackward | None = None) -> dict[str, float]:
+                 after_backward: AfterBackward | None = None,
+                 loss: BatchLoss | None = None) -> dict[str, float]:
     """Train ``model`` in place on ``(x, y)`` as ``config`` says.
 
     ``extra_loss(model)`` is added to the loss (:func:`task_loss`) of every step (e.g. FedProx's
     proximal term); ``after_backward(model)`` may edit the gradients before the step
-    (e.g. SCAFFOLD's correction). Returns the mean training loss and the step count.
+    (e.g. SCAFFOLD's correction); ``loss(model, xb, yb)``, when given, replaces the task
+    loss of a batch (e.g. MOON's contrastive term, a distillation target). Returns the
+    mean training loss and the step count.
     """
     model.train()
     opt = config.make_optimizer(model.parameters())
@@ -142,15 +146,16 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tra
             xb, yb = x[idx], y[idx]
             if config.augment:
                 xb, yb = _augment(xb, yb, generator)
-            loss = task_loss(model(xb), yb, config.ssim_weight)
+            value = (task_loss(model(xb), yb, config.ssim_weight) if loss is None
+                     else loss(model, xb, yb))
             if extra_loss is not None:
-                loss = loss + extra_loss(model)
+                value = value + extra_loss(model)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             if after_backward is not None:
                 after_backward(model)
             opt.step()
-            total += loss.detach()
+            total += value.detach()
             steps += 1
             if limit is not None and steps >= limit:
                 return {"train_loss": float(total) / steps, "steps": float(steps)}

@@ -14,6 +14,7 @@ from fedlab.strategies import (
     FedAdam,
     FedAvgM,
     FedBN,
+    FedMD,
     FedOpt,
     FedProx,
     FedYogi,
@@ -197,6 +198,9 @@ def test_every_strategy_runs_and_resumes(federation, tmp_path, name):
     kw = {**FAST, "model": "cnn-bn", "local_steps": 2, "seed": 1}
     if strategy.asynchronous:  # FedAsync, FedBuff run on the network's clock
         kw["network"] = "mixed"
+    if name == "fedmd":  # it needs a public set every site holds
+        images = np.random.default_rng(0).random((16, 1, 28, 28), dtype=np.float32)
+        strategy = FedMD(public=images)
     full = fl.run(federation, strategy=strategy, run_dir=tmp_path / "full", **kw)
     assert np.isfinite(full.series("loss")[1]).all() and not full.events
     fl.run(federation, strategy=strategy, run_dir=tmp_path / "part", **{**kw, "rounds": 1})

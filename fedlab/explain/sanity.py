@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data import Split
+from ..models import reinitialised
 from ..sites import SPLITS, Site
 from .agreement import agreement
 from .saliency import METHODS, saliency
@@ -34,13 +34,7 @@ def randomized_model(model: nn.Module, seed: int = 0) -> nn.Module:
     The global random generator is left as it was (the draw happens in a forked
     generator state seeded with ``seed``).
     """
-    net = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in net.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-    return net.eval()
+    return reinitialised(model, seed).eval()
 
 
 def randomization_check(model: nn.Module, images, methods: Sequence[str] = METHODS,

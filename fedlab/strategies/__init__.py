@@ -9,20 +9,30 @@ give FedAvg with that rule (``get("krum", n_byzantine=2)``).
 from dataclasses import replace
 
 from .aggregate import is_finite, weighted_average
+from .apfl import APFL
 from .asynchronous import FedAsync, FedBuff, staleness_weight
 from .base import ClientContext, State, Strategy, Update
 from .baselines import Centralized, LocalOnly
 from .fedavg import FedAvg
 from .fedavgm import FedAvgM
 from .fedbn import FedBN, norm_keys
+from .feddyn import FedDyn
+from .fedmd import FedMD, PublicSet
+from .fednova import FedNova
 from .fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
 from .fedprox import FedProx, proximal_term
+from .fedrep import FedBABU, FedRep
+from .ifca import IFCA
+from .moon import MOON
 from .personalized import Ditto, FineTuned
 from .robust import RULES, Krum, Median, MultiKrum, NormClip, Rule, TrimmedMean, get_rule
 from .scaffold import Scaffold
+from .sharing import FedPer, LGFedAvg, PartialSharing, head_keys, shared_keys
 from .wrapper import Wrapper
 
 __all__ = [
+    "APFL", "FedBABU", "FedDyn", "FedMD", "FedNova", "FedPer", "FedRep", "IFCA", "LGFedAvg",
+    "MOON", "PartialSharing", "PublicSet", "head_keys", "shared_keys",
     "STRATEGIES", "Centralized", "ClientContext", "Ditto", "FedAdagrad", "FedAdam",
     "FedAsync", "FedAvg", "FedBuff",
     "FedAvgM", "FedBN", "FedOpt", "FedProx", "FedYogi", "FineTuned", "Krum", "LocalOnly",
@@ -34,12 +44,14 @@ __all__ = [
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (FedAvg, FedAvgM, FedProx, Scaffold, FedOpt, FedAdam, FedYogi,
                               FedAdagrad, FedBN, FineTuned, Ditto, Centralized, LocalOnly,
-                              FedAsync, FedBuff)
+                              FedAsync, FedBuff, FedPer, FedRep, LGFedAvg, FedBABU, APFL, MOON,
+                              FedNova, FedDyn, IFCA, FedMD)
 }
 
 _ALIASES = {"centralised": "centralized", "localonly": "local", "pooled": "centralized",
             "finetuned": "finetune", "fedavgft": "finetune", "trimmed": "trimmedmean",
-            "clip": "normclip", "clipping": "normclip", "fedmedian": "median"}
+            "clip": "normclip", "clipping": "normclip", "fedmedian": "median",
+            "lg": "lgfedavg", "clustered": "ifca"}
 
 
 def names() -> list[str]:

@@ -75,9 +75,11 @@ class ClientContext:
     n_examples: int
     _train: Callable[..., dict[str, float]]
 
-    def train(self, extra_loss=None, after_backward=None) -> dict[str, float]:
-        """Run the local epochs on this site's training data (see ``train_epochs``)."""
-        return self._train(extra_loss=extra_loss, after_backward=after_backward)
+    def train(self, extra_loss=None, after_backward=None, **hooks) -> dict[str, float]:
+        """Run the local epochs on this site's training data (see ``train_epochs``);
+        further keywords go to the strategy's :meth:`Strategy.site_train` (a strategy
+        that trains in phases or on its own loss reads them there)."""
+        return self._train(extra_loss=extra_loss, after_backward=after_backward, **hooks)
 
     def model_state(self) -> State:
         """A detached copy of the model's current state."""
@@ -147,6 +149,16 @@ class Strategy:
         return self
 
     # -- server half -------------------------------------------------------------
+    def init_global_state(self, initial: State) -> State:
+        """The server's model before round 1, from the common initial one (itself by
+        default; IFCA's server holds several)."""
+        return initial
+
+    def final_model(self, global_state: State, server_state: State) -> State:
+        """The run's one model (``History.final_state``) from the server's state (the
+        global state by default)."""
+        return global_state
+
     def init_server_state(self, global_state: State) -> State:
         """Server-side state kept across rounds (e.g. momentum); none by default."""
         return {}

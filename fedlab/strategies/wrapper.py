@@ -91,6 +91,12 @@ class Wrapper(Strategy):
         return replace(self, base=self.base.bind(model, examples))
 
     # -- server half -------------------------------------------------------------
+    def init_global_state(self, initial: State) -> State:
+        return self.base.init_global_state(initial)
+
+    def final_model(self, global_state: State, server_state: State) -> State:
+        return self.base.final_model(global_state, server_state)
+
     def init_server_state(self, global_state: State) -> State:
         return self.base.init_server_state(global_state)
 

@@ -65,7 +65,7 @@ def get(topology: str | Topology | None) -> Topology:
 def for_strategy(strategy: Strategy, topology: str | Topology | None) -> Topology:
     """The topology a run of ``strategy`` uses: :func:`get` of ``topology``, except that an
     asynchronous strategy (FedAsync, FedBuff) runs on :class:`Asynchronous` (and refuses
-    any other topology), and no wrapper (DP, SecAgg, Byzantine) may hold one.
+    any other topology), and no wrapper (DP, SecAgg, Byzantine) may hold one, nor IFCA or FedMD.
 
     Parameters
     ----------
@@ -78,6 +78,10 @@ def for_strategy(strategy: Strategy, topology: str | Topology | None) -> Topolog
     if isinstance(strategy, Wrapper) and any(wraps(strategy, n) for n in ("fedasync", "fedbuff")):
         raise ValueError(f"{strategy.name} cannot wrap an asynchronous strategy: it works on "
                          "a synchronous round's updates; run fedasync or fedbuff unwrapped")
+    if isinstance(strategy, Wrapper) and any(wraps(strategy, n) for n in ("ifca", "fedmd")):
+        raise ValueError(f"{strategy.name} cannot wrap ifca or fedmd: it treats every update "
+                         "as one model to merge, while IFCA's belong to different clusters "
+                         "and FedMD's are logits; run them unwrapped")
     if not strategy.asynchronous:
         return topo
     if topology not in (None, "star", "async") and not isinstance(topo, Asynchronous):

@@ -32,10 +32,10 @@ class Star(Topology):
     name: ClassVar[str] = "star"
 
     def start(self, ctx: RoundContext, initial: State) -> None:
-        ctx.global_state = initial
-        ctx.server_state = ctx.strategy.init_server_state(initial)
+        ctx.global_state = ctx.strategy.init_global_state(initial)
+        ctx.server_state = ctx.strategy.init_server_state(ctx.global_state)
         # the downlink reference both ends can build from the seed (for a delta codec)
-        ctx.wire.start(ctx.strategy.message_down(initial, ctx.server_state))
+        ctx.wire.start(ctx.strategy.message_down(ctx.global_state, ctx.server_state))
 
     def round(self, ctx: RoundContext) -> None:
         strategy, talks = ctx.strategy, ctx.strategy.communicates
@@ -66,4 +66,4 @@ class Star(Topology):
         return [ctx.strategy.eval_state(ctx.global_state, own.get(s.name, {})) for s in sites]
 
     def final_state(self, ctx: RoundContext) -> State:
-        return ctx.global_state
+        return ctx.strategy.final_model(ctx.global_state, ctx.server_state)
