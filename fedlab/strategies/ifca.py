@@ -137,10 +137,11 @@ class IFCA(Strategy):
 
     def client_update(self, ctx: ClientContext) -> Update:
         clusters = [cluster_state(ctx.received, j) for j in range(self.k)]
-        warm = self.init == "sites" and ctx.round == 1  # every site trains the initial model
-        losses = (ctx.train(score=clusters) if self.k > 1 and not warm
-                  else {f"loss/{j}": float(j) for j in range(self.k)})
-        j = min(range(self.k), key=lambda i: losses[f"loss/{i}"])
+        if self.k == 1 or (self.init == "sites" and ctx.round == 1):
+            j = 0  # one cluster, or the warm start: every site trains the initial model
+        else:
+            losses = ctx.train(score=clusters)
+            j = min(range(self.k), key=lambda i: losses[f"loss/{i}"])
         ctx.model.load_state_dict(clusters[j])
         metrics = ctx.train()
         ctx.site_state["cluster"] = torch.tensor(j)
