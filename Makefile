@@ -29,10 +29,14 @@ lab: install
 	@echo "Ctrl-C stops it."
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(JUPYTER_ARGS)
 
-# The whole suite: unit tests, papermill smoke runs of every notebook (tests/),
-# and nbval on the committed notebooks.
+# The whole suite: unit tests, the notebooks' skeleton checks (tests/), and nbval on the
+# committed notebooks, which executes every cell in smoke mode. TEST_WORKERS pytest
+# workers (pytest-xdist) share the files between them, one file per worker at a time (a
+# notebook's cells must stay in one kernel); each uses one thread.
+TEST_WORKERS ?= 2
 test: install
-	FEDLAB_SMOKE=1 $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	FEDLAB_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests notebooks $(NBVAL) \
+		-n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests -m "not notebook" $(PYTEST_ARGS)

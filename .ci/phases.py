@@ -33,7 +33,7 @@ def main(phases: str, junit: str) -> None:
         split: dict[str, float] = defaultdict(float)
         for case in ET.parse(junit).getroot().iter("testcase"):
             split[group(case)] += float(case.get("time") or 0)
-        print("  make test, by part (pytest's own times):")
+        print("  make test, by part (pytest's own times, summed over its workers):")
         for name, seconds in sorted(split.items(), key=lambda kv: -kv[1]):
             print(f"  {seconds:6.0f}  - {name}")
     print(f"  {sum(int(s) for _, s in rows):6d}  total")

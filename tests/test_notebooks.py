@@ -149,9 +149,15 @@ def _smoke_params() -> list:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", _smoke_params())
-def test_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+def test_runs_in_smoke_mode(path, tmp_path, monkeypatch, request):
     import papermill as pm
 
+    if request.config.getoption("nbval_lax", default=False) and path != NOTEBOOKS[0]:
+        # `make test` runs nbval on the same notebooks with FEDLAB_SMOKE=1, which executes
+        # every cell in smoke mode and fails on any error: running them a second time here
+        # would only double the time. The first lesson still runs here, through papermill's
+        # parameter injection (what `fedlab tutorials --smoke` does).
+        pytest.skip("nbval executes this notebook in smoke mode in this run")
     needed = _medmnist_needed(_read(path))
     if needed:
         folder = medmnist_dir()
