@@ -9,8 +9,11 @@ mean and worst per-site accuracy.
     python benchmarks/medmnist_table.py            # the full table (about an hour, 1 core)
     python benchmarks/medmnist_table.py --quick    # a few seconds: checks the script
 
-Every finished run is appended to a JSON-lines cache, so an interrupted benchmark
-resumes where it stopped; the Markdown table is rebuilt from the cache.
+The table is one ``fl.sweep`` (dataset × partition × strategy × seed) over the sweep
+cache ``results/medmnist/runs/`` (git-ignored). Its source of record stays the JSON-lines
+file ``results/medmnist.jsonl``: its rows are imported into the sweep cache on first
+use (no run is repeated), every finished run is appended to it, and the Markdown table
+is rebuilt from it. An interrupted benchmark resumes where it stopped.
 
 How to read the "global" numbers: for shared-model strategies (FedAvg, FedProx,
 SCAFFOLD, FedAdam, MOON, FedNova, FedDyn, centralised) they score the one global model
@@ -26,13 +29,13 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import fedlab as fl
+from fedlab.runspec import describe, resolve_options
+from fedlab.sweeps import load_record, store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTITIONS = {"iid": None, "dir1.0": 1.0, "dir0.3": 0.3, "dir0.1": 0.1}
@@ -46,26 +49,55 @@ TRAIN = dict(model="cnn-bn", optimizer="sgd", lr=0.05, momentum=0.0, batch_size=
 # BreastMNIST has 546 training images: more rounds (with a slower decay) for as many steps.
 ROUNDS = {"pneumoniamnist": 10, "breastmnist": 20}
 LR_DECAY = {"pneumoniamnist": 0.8, "breastmnist": 0.9}
+METRICS = ("accuracy", "auc", "site_mean", "site_worst")
+_KEYS = ("dataset", "partition", "strategy", "seed", "rounds", "sites")
 
 
 def _key(d: dict) -> str:
-    return json.dumps({k: d[k] for k in ("dataset", "partition", "strategy", "seed", "rounds",
-                                         "sites")}, sort_keys=True)
+    return json.dumps({k: d[k] for k in _KEYS}, sort_keys=True)
 
 
-def one_run(data, partition: str, strategy: str, seed: int, rounds: int, sites: int) -> dict:
-    alpha = PARTITIONS[partition]
-    scheme = fl.data.IID() if alpha is None else fl.data.Dirichlet(alpha=alpha)
-    fed = fl.data.split(data, n_sites=sites, scheme=scheme, seed=seed)
-    t0 = time.perf_counter()
-    if strategy == "fedmd":  # the public set every site holds
-        strategy = fl.strategies.FedMD(public=data.val.subset(np.arange(min(500, len(data.val)))))
-    h = fl.run(fed, strategy=strategy, rounds=rounds, seed=seed, progress=False,
-               lr_decay=LR_DECAY.get(data.name, 0.8), **TRAIN)
-    per_site = h.per_site("accuracy")
-    s = h.summary()
-    return {"accuracy": s["accuracy"], "auc": s["auc"], "site_mean": float(per_site.mean()),
-            "site_worst": float(per_site.min()), "wall_s": time.perf_counter() - t0}
+def _partition(name: str) -> dict:
+    alpha = PARTITIONS[name]
+    return {"partition": "iid"} if alpha is None else {"partition": "dirichlet", "alpha": alpha}
+
+
+def _dataset(name: str, rounds: int | None) -> dict:
+    return {"dataset": name, "rounds": rounds or ROUNDS.get(name, 10),
+            "lr_decay": LR_DECAY.get(name, 0.8)}
+
+
+def description(row: dict) -> dict:
+    """The sweep's full run description of a table row (its dataset, partition,
+    strategy, seed, rounds and sites); FedMD's public set is 500 validation images."""
+    spec = {**TRAIN, **_dataset(row["dataset"], row["rounds"]), **_partition(row["partition"]),
+            "strategy": row["strategy"], "seed": row["seed"], "sites": row["sites"]}
+    return describe(resolve_options(spec))
+
+
+def import_rows(rows: list[dict], folder: Path) -> int:
+    """Store the finished rows of the JSON-lines file in the sweep cache ``folder``
+    (those not there yet); the number stored."""
+    stored = 0
+    for row in rows:
+        desc = description(row)
+        if load_record(folder, desc) is None:
+            store(folder, desc, {m: row[m] for m in METRICS}, row["wall_s"],
+                  source="medmnist_table.py JSON lines")
+            stored += 1
+    return stored
+
+
+def run_table(args: argparse.Namespace, folder: Path):
+    """The sweep of the table: one row per dataset, partition, strategy and seed."""
+    grid = {"dataset": {d: _dataset(d, args.rounds) for d in args.datasets},
+            "partition": {p: _partition(p) for p in args.partitions},
+            "strategy": list(args.strategies)}
+    frame = fl.sweep(grid, seeds=args.seeds, base={**TRAIN, "sites": args.sites}, out=folder,
+                     workers=args.workers, metrics=METRICS)
+    frame["rounds"] = [args.rounds or ROUNDS.get(d, 10) for d in frame["dataset"]]
+    frame["sites"] = args.sites
+    return frame
 
 
 def _cell(values: list[float]) -> str:
@@ -117,6 +149,8 @@ def main() -> None:
                     help=f"rounds for every dataset (default: {ROUNDS})")
     ap.add_argument("--sites", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes for the runs (one thread each)")
     ap.add_argument("--quick", action="store_true", help="breastmnist, 2 rounds, 1 seed")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -129,26 +163,18 @@ def main() -> None:
     out = Path(args.out) if args.out else RESULTS / f"{tag}.md"
     cache = out.with_suffix(".jsonl")
     rows = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
-    done = {_key(r) for r in rows}
+    folder = out.with_suffix("")  # the sweep cache: <folder>/runs/<hash>.json
+    if import_rows(rows, folder):
+        print(f"imported the runs of {cache} into {folder / 'runs'}")
     command = "python benchmarks/medmnist_table.py " + " ".join(sys.argv[1:])
-    for dataset in args.datasets:
-        data = fl.data.load(dataset, download=False)
-        for partition in args.partitions:
-            for strategy in args.strategies:
-                for seed in args.seeds:
-                    rounds = args.rounds or ROUNDS.get(dataset, 10)
-                    spec = dict(dataset=dataset, partition=partition, strategy=strategy,
-                                seed=seed, rounds=rounds, sites=args.sites)
-                    if _key(spec) in done:
-                        continue
-                    row = {**spec, **one_run(data, partition, strategy, seed, rounds, args.sites)}
-                    rows.append(row)
-                    with cache.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    print(f"{dataset:15s} {partition:7s} {strategy:12s} seed {seed}: "
-                          f"acc {row['accuracy']:.3f} auc {row['auc']:.3f} "
-                          f"({row['wall_s']:.0f} s)", flush=True)
-            out.write_text(render(rows, args, command.strip()))
+    frame = run_table(args, folder)
+    done = {_key(r) for r in rows}
+    with cache.open("a") as f:
+        for row in frame.to_dict("records"):
+            row = {k: row[k] for k in (*_KEYS, *METRICS, "wall_s")}
+            if _key(row) not in done:
+                rows.append(row)
+                f.write(json.dumps(row) + "\n")
     out.write_text(render(rows, args, command.strip()))
     print(f"wrote {out}")
 

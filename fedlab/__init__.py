@@ -24,6 +24,7 @@ from .evaluation import compare, cross_site, evaluate, evaluate_federated
 from .history import History
 from .simulation import run
 from .sites import Federation, Site
+from .sweeps import sweep, sweep_summary
 from .training import Train
 
 __version__ = "0.1.0"
@@ -31,7 +32,8 @@ __version__ = "0.1.0"
 __all__ = ["Comm", "Eval", "Federation", "History", "Site", "Train", "attacks", "claims",
            "comm", "compare", "cross_site", "data", "evaluate", "evaluate_federated",
            "executors", "explain", "imaging", "metrics", "models", "privacy", "reconstruction",
-           "run", "segmentation", "strategies", "topologies", "viz", "__version__"]
+           "run", "segmentation", "strategies", "sweep", "sweep_summary", "topologies", "viz",
+           "__version__"]
 
 
 def __getattr__(name: str):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["PARTITIONS", "add_config_options", "config_keywords", "count_or_fraction",
-           "field_docs", "partitioner", "strategy_from"]
+__all__ = ["PARTITIONS", "add_config_options", "add_run_options", "config_keywords",
+           "count_or_fraction", "field_docs", "partitioner", "strategy_from"]
 
 PARTITIONS = ("iid", "dirichlet", "pathological", "shards", "quantity")
 
@@ -54,6 +54,59 @@ def strategy_from(name: str, params: list[str], combine: str | None = None):
     if combine is not None:
         strategy = dataclasses.replace(strategy, combine=get_rule(combine))
     return strategy
+
+
+def add_run_options(r: argparse.ArgumentParser) -> None:
+    """The options of ``fedlab run`` that describe a run (parser ``r`` gains them)."""
+    from .data.kspace import MASKS
+    from .data.medmnist import DATASETS
+    from .executors import EXECUTORS
+    from .models import MODELS
+    from .strategies import RULES, names
+    from .topologies import TOPOLOGIES
+
+    r.add_argument("--dataset", default="pneumoniamnist",
+                   choices=["synthetic", *sorted(DATASETS)])
+    r.add_argument("--data-dir", default=None, help="data directory (default: $FEDLAB_DATA)")
+    r.add_argument("--sites", type=int, default=5, help="number of sites")
+    r.add_argument("--partition", default="iid", choices=PARTITIONS)
+    r.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (> 0)")
+    r.add_argument("--min-size", type=int, default=10, help="fewest training samples a site gets")
+    r.add_argument("--classes-per-site", type=int, default=2,
+                   help="pathological: classes a site sees")
+    r.add_argument("--shards-per-site", type=int, default=2, help="shards: shards dealt to a site")
+    r.add_argument("--quantity-skew", type=float, default=0.0,
+                   help="power-law skew of site sizes (0: equal; 'quantity' uses 1 when 0); "
+                        "composes with any partition")
+    r.add_argument("--shift", type=float, default=0.0,
+                   help="acquisition shift strength in [0, 1]: a different scanner per site")
+    r.add_argument("--strategy", default="fedavg", choices=names(),
+                   help="the FL algorithm (a robust rule's name: FedAvg with that rule)")
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy hyper-parameter, e.g. --param mu=0.1 (repeatable)")
+    r.add_argument("--combine", default=None, choices=sorted(RULES),
+                   help="a robust rule in place of the strategy's mean (its defaults)")
+    r.add_argument("--topology", default="star", choices=sorted(TOPOLOGIES),
+                   help="who talks to whom: a server (star), cyclic, gossip on a graph, swarm")
+    r.add_argument("--task", default="classification", choices=["classification",
+                                                                 "reconstruction"],
+                   help="reconstruction: each site's images become undersampled k-space "
+                        "(the target is the fully sampled image; PSNR, SSIM, NMSE)")
+    r.add_argument("--acceleration", default=None, metavar="R[,R...]",
+                   help="reconstruction: k-space acceleration, one for all sites or one per "
+                        "site (default 4)")
+    r.add_argument("--mask", default="cartesian", choices=list(MASKS),
+                   help="reconstruction: the sampling pattern")
+    r.add_argument("--noise", type=float, default=0.0,
+                   help="reconstruction: std of the complex k-space noise")
+    r.add_argument("--model", default=None, choices=sorted(MODELS),
+                   help="the network (default: cnn; recon-unet-dc for reconstruction)")
+    r.add_argument("--rounds", type=int, default=10)
+    r.add_argument("--executor", default="sequential", choices=sorted(EXECUTORS),
+                   help="who runs the sites' local work (fedlab.executors)")
+    add_config_options(r)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto")
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -11,6 +11,13 @@ an instance, or a name of :data:`EXECUTORS`.
 - :class:`Processes` runs them in a pool of worker processes (``concurrent.futures``);
   the tasks and results travel pickled, so this is also the check that a task holds
   everything it needs.
+- :class:`Vmap` trains all the round's sites at once on stacked parameters with
+  ``torch.func.vmap`` (:mod:`fedlab.executors.vmap`), on the CPU or a GPU: for hundreds
+  or thousands of small sites; the same weights as :class:`Sequential` to float rounding.
+- :class:`Ray` (``"ray"``; ``pip install "fedlab-workbench[ray]"``) runs them in Ray
+  actors (:mod:`fedlab.executors.ray`), on a local Ray it starts or an existing cluster
+  (``address="auto"``, ``"ray://..."``); each actor receives its sites' data once and
+  keeps it, later rounds send only the task. Close it (or use ``with``) to stop them.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from typing import Protocol, runtime_checkable
 
 from torch import nn
 
+from .ray import Ray
 from .task import SiteResult, SiteTask, run_site_task
+from .vmap import NotVectorisable, Vmap
 
-__all__ = ["EXECUTORS", "Executor", "Processes", "Sequential", "SiteResult", "SiteTask",
-           "get", "run_site_task"]
+__all__ = ["EXECUTORS", "Executor", "NotVectorisable", "Processes", "Ray", "Sequential",
+           "SiteResult", "SiteTask", "Vmap", "get", "run_site_task"]
 
 
 @runtime_checkable
@@ -75,7 +84,8 @@ class Processes:
 
 
 #: names accepted by :func:`get` (and ``fl.run(..., executor=NAME)``)
-EXECUTORS: dict[str, type] = {"sequential": Sequential, "processes": Processes}
+EXECUTORS: dict[str, type] = {"sequential": Sequential, "processes": Processes, "vmap": Vmap,
+                              "ray": Ray}
 
 
 def get(executor: str | Executor | None) -> Executor:

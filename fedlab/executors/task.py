@@ -23,7 +23,7 @@ from ..state import clone
 from ..strategies.base import ClientContext, State, Strategy, Update
 from ..training import TrainConfig, derive_seed
 
-__all__ = ["SiteTask", "SiteResult", "run_site_task"]
+__all__ = ["SiteTask", "SiteResult", "rng_devices", "run_site_task"]
 
 
 @dataclass
@@ -83,7 +83,8 @@ class SiteResult:
     site_state: State
 
 
-def _devices(device: torch.device) -> list[int]:
+def rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose random state ``fork_rng`` saves for ``device`` (none on CPU)."""
     if device.type != "cuda":
         return []
     return [device.index if device.index is not None else torch.cuda.current_device()]
@@ -96,7 +97,7 @@ def run_site_task(task: SiteTask, net: nn.Module | None = None) -> SiteResult:
     if net is None:
         net = task.model.build().to(dev)
     site_state = clone(task.site_state)  # the caller's stays as it was
-    with torch.random.fork_rng(devices=_devices(dev)):
+    with torch.random.fork_rng(devices=rng_devices(dev)):
         torch.manual_seed(derive_seed(task.seed, task.round, task.index, 0))  # dropout
         generator = torch.Generator().manual_seed(derive_seed(task.seed, task.round,
                                                               task.index, 1))

@@ -21,7 +21,7 @@ from torch import nn
 from .base import ClientContext, State, Update
 from .fedavg import FedAvg
 
-__all__ = ["FedProx", "anchor", "proximal_term"]
+__all__ = ["FedProx", "Proximal", "anchor", "proximal_term"]
 
 
 def anchor(model: nn.Module) -> State:
@@ -38,6 +38,21 @@ def proximal_term(model: nn.Module, reference: State) -> torch.Tensor:
     terms = [(p - reference[n]).pow(2).sum() for n, p in model.named_parameters()
              if n in reference]
     return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
+@dataclass(frozen=True)
+class Proximal:
+    """The local term ``(mu / 2) * ||w - reference||^2`` as an ``extra_loss`` hook.
+
+    A value rather than a closure, so an executor that trains many sites at once (the
+    vectorised one) can read ``mu`` and ``reference`` and apply the same term itself.
+    """
+
+    mu: float
+    reference: State
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        return 0.5 * self.mu * proximal_term(model, self.reference)
 
 
 @dataclass(frozen=True)
@@ -59,10 +74,6 @@ class FedProx(FedAvg):
             raise ValueError(f"mu must be >= 0, got {self.mu}")
 
     def client_update(self, ctx: ClientContext) -> Update:
-        reference = anchor(ctx.model)  # the global weights, before any local step
-
-        def prox(model: nn.Module) -> torch.Tensor:
-            return 0.5 * self.mu * proximal_term(model, reference)
-
-        metrics = ctx.train(extra_loss=prox)
+        # the global weights, copied before any local step
+        metrics = ctx.train(extra_loss=Proximal(self.mu, anchor(ctx.model)))
         return ctx.update(ctx.model_state(), metrics)

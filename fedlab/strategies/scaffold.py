@@ -37,10 +37,25 @@ from .aggregate import weighted_average
 from .base import ClientContext, State, Strategy, Update
 from .fedopt import trainable_keys
 
-__all__ = ["Scaffold"]
+__all__ = ["GradientShift", "Scaffold"]
 
 _C = "control/"  # prefix of the control variates in the messages (flat, like any message);
 # the server and site states keep them under "control": {"control": {key: tensor}}
+
+
+@dataclass(frozen=True)
+class GradientShift:
+    """SCAFFOLD's correction as an ``after_backward`` hook: ``g <- g + shift`` for every
+    parameter named in ``shift`` (``c - c_i``). A value rather than a closure, so the
+    vectorised executor can apply the same correction to many sites at once."""
+
+    shift: State
+
+    def __call__(self, model: nn.Module) -> None:
+        for name, p in model.named_parameters():
+            s = self.shift.get(name)
+            if s is not None and p.grad is not None:
+                p.grad.add_(s)
 
 
 @dataclass(frozen=True)
@@ -113,17 +128,8 @@ class Scaffold(Strategy):
         c_i = dict(ctx.site_state["control"])
         keys = list(c_i)
         c = {k: ctx.received[_C + k] for k in keys}
-        shift = {k: c[k] - c_i[k] for k in keys}
-        params = dict(ctx.model.named_parameters())
         x = ctx.model_state()
-
-        def correct(model: nn.Module) -> None:  # g <- g + c - c_i
-            for k, s in shift.items():
-                p = params.get(k)
-                if p is not None and p.grad is not None:
-                    p.grad.add_(s)
-
-        metrics = ctx.train(after_backward=correct)
+        metrics = ctx.train(after_backward=GradientShift({k: c[k] - c_i[k] for k in keys}))
         y = ctx.model_state()
         steps, lr = metrics.get("steps", 0.0), ctx.config.lr
         new_c_i = ({k: c_i[k] - c[k] + (x[k] - y[k]) / (steps * lr) for k in keys}

@@ -25,11 +25,12 @@ from .runs import (
     sweep,
     sweep_info,
 )
+from .sweeps import sweep_ci, sweep_ci_info
 
 __all__ = [
     "PALETTE", "label_distribution_info", "label_distribution", "sample_images",
     "learning_curves_info", "learning_curves", "compare_runs_info", "compare_runs",
     "cross_site_heatmap", "label_heatmap", "label_skew_info", "label_skew",
     "site_distances_info", "site_distances", "intensity_histograms_info",
-    "intensity_histograms", "sweep_info", "sweep",
+    "intensity_histograms", "sweep_info", "sweep", "sweep_ci_info", "sweep_ci",
 ]
