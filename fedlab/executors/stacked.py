@@ -23,7 +23,7 @@ def _stack(values: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     return torch.stack([v.to(device) for v in values])
 
 
-def _terms(plans: list[dict], names: list[str], params: dict, device: torch.device):
+def _terms(plans: list[dict], names: list[str], device: torch.device):
     """Per site: FedProx's ``mu`` and anchor, SCAFFOLD's shift (zeros where absent)."""
     mus, refs, shifts = [], {k: [] for k in names}, {k: [] for k in names}
     for p in plans:
@@ -61,7 +61,7 @@ def train_stacked(tasks: list[SiteTask], plans: list[dict], twin: nn.Module, dro
     data = [t.site.tensors("train", dev) for t in tasks]
     offsets = torch.tensor([0] + [len(y) for _, y in data]).cumsum(0)[:-1].tolist()
     x_all, y_all = torch.cat([x for x, _ in data]), torch.cat([y for _, y in data])
-    mus, refs, has_prox, shifts = _terms(plans, names, params, dev)
+    mus, refs, has_prox, shifts = _terms(plans, names, dev)
     width = max((len(b) for s in schedules for b in s[:1]), default=1)
     gens = [torch.Generator().manual_seed(derive_seed(t.seed, t.round, t.index, 0))
             for t in tasks]
