@@ -91,15 +91,15 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray,
 def dice(pred: np.ndarray, target: np.ndarray, n_classes: int) -> np.ndarray:
     """Dice of every image and foreground class: array ``(N, n_classes - 1)``.
 
-    ``pred`` and ``target`` are integer masks ``(N, H, W)``; class 0 is the background
-    and is not scored. Dice is ``2 |P & T| / (|P| + |T|)`` for the pixels ``P`` predicted
-    and ``T`` labelled as the class. Convention for empty masks: when neither the
-    prediction nor the label holds the class, the image scores 1 for it (nothing to
+    ``pred`` and ``target`` are integer masks ``(N, H, W)`` or ``(N, D, H, W)``; class 0
+    is the background and is not scored. Dice is ``2 |P & T| / (|P| + |T|)`` for the
+    pixels (voxels) ``P`` predicted and ``T`` labelled as the class. Empty masks: when
+    neither prediction nor label holds the class, the image scores 1 for it (nothing to
     find, nothing found); when only one of them does, it scores 0.
     """
-    if pred.shape != target.shape or pred.ndim != 3:
-        raise ValueError(f"pred and target must be masks of the same shape (N, H, W), got "
-                         f"{pred.shape} and {target.shape}")
+    if pred.shape != target.shape or pred.ndim not in (3, 4):
+        raise ValueError(f"pred and target must be masks of the same shape (N, H, W) or "
+                         f"(N, D, H, W), got {pred.shape} and {target.shape}")
     p = pred.reshape(len(pred), -1)
     t = target.reshape(len(target), -1)
     out = np.empty((len(p), n_classes - 1))
@@ -123,13 +123,13 @@ def segmentation_metrics(probs: np.ndarray, masks: np.ndarray,
     Parameters
     ----------
     probs : ndarray
-        Class probabilities per pixel ``(N, C, H, W)``.
+        Class probabilities per pixel ``(N, C, H, W)`` (``(N, C, D, H, W)``: volumes).
     masks : ndarray
-        True integer masks ``(N, H, W)``; class 0 is the background.
+        True integer masks ``(N, H, W)`` (``(N, D, H, W)``); class 0 is the background.
     loss_sum : float
         Cross-entropy summed over all pixels.
     """
-    n, n_classes = len(masks), (probs.shape[1] if probs.ndim == 4 else 0)
+    n, n_classes = len(masks), (probs.shape[1] if probs.ndim >= 4 else 0)
     out = {"loss": loss_sum / masks.size if n else float("nan"),
            "accuracy": float("nan"), "auc": float("nan"), "dice": float("nan")}
     per_class = np.full(max(n_classes - 1, 0), float("nan"))
@@ -146,7 +146,7 @@ def segmentation_metrics(probs: np.ndarray, masks: np.ndarray,
 
 def task_metrics(probs: np.ndarray, labels: np.ndarray, loss_sum: float,
                  inputs: np.ndarray | None = None) -> dict[str, float]:
-    """:func:`segmentation_metrics` when ``labels`` are masks ``(N, H, W)``,
+    """:func:`segmentation_metrics` when ``labels`` are masks ``(N, [D,] H, W)``,
     :func:`fedlab.imaging.reconstruction_metrics` when they are images ``(N, C, H, W)``
     (with the zero-filled baseline of ``inputs``), else :func:`classification_metrics`.
 
@@ -165,7 +165,7 @@ def task_metrics(probs: np.ndarray, labels: np.ndarray, loss_sum: float,
         from .imaging import reconstruction_metrics  # MONAI: imported when needed
         return reconstruction_metrics(probs, labels, loss_sum,
                                       None if inputs is None else zero_filled(inputs))
-    if labels.ndim == 3:
+    if labels.ndim > 1:
         return segmentation_metrics(probs, labels, loss_sum)
     return classification_metrics(probs, labels, loss_sum)
 

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .models3d import check_dims
+
 __all__ = ["SmallCNN", "MLP", "MODELS", "ModelSpec", "create_model", "count_parameters",
            "state_bytes", "model_for_run", "reinitialised"]
 
@@ -101,8 +103,7 @@ def _monai(name: str) -> Callable[..., nn.Module]:
             return nets.UNet(spatial_dims=2, in_channels=in_channels, out_channels=n_classes,
                              channels=(8, 16, 32), strides=(2, 2), num_res_units=0)
         if name == "densenet121":
-            return nets.DenseNet121(spatial_dims=2, in_channels=in_channels,
-                                    out_channels=n_classes)
+            return nets.DenseNet121(spatial_dims=2, in_channels=in_channels, out_channels=n_classes)
         return nets.ResNet(block="basic", layers=(2, 2, 2, 2), block_inplanes=(64, 128, 256, 512),
                            spatial_dims=2, n_input_channels=in_channels, num_classes=n_classes)
     return build
@@ -128,24 +129,28 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "recon-unet-dc": _lazy(".recon_net:ReconUNet", data_consistency=True),
     "resnet-tiny": _lazy(".model_zoo:resnet_tiny"),
     "zoo": _lazy(".model_zoo:zoo"),
+    "cnn3d": _lazy(".models3d:cnn3d"), "unet3d": _lazy(".models3d:unet3d"),  # volumes
 }
 
 
 def create_model(name: str = "cnn", in_channels: int = 1, n_classes: int = 2,
-                 image_size: int = 28) -> nn.Module:
+                 image_size: int = 28, spatial_dims: int | None = None) -> nn.Module:
     """Build a model by name: ``"cnn"`` (default), ``"cnn-bn"``, ``"mlp"``, MONAI's
     ``"resnet18"`` / ``"densenet121"`` (slow on CPU: use them on a GPU), MONAI's small
     ``"unet"`` for segmentation (one output channel per class; ``image_size`` a
     multiple of 4), or ``"recon-unet"`` / ``"recon-unet-dc"`` for reconstruction
     (:class:`~fedlab.recon_net.ReconUNet`, without / with data consistency),
     ``"resnet-tiny"`` (a small MONAI ResNet) or ``"zoo"`` (the CNN, the MLP and the tiny
-    ResNet in one :class:`~fedlab.model_zoo.ModelZoo`, for model-agnostic FL).
+    ResNet in one :class:`~fedlab.model_zoo.ModelZoo`, for model-agnostic FL); for
+    volumes, ``"cnn3d"`` and ``"unet3d"`` (:mod:`fedlab.models3d`).
 
     ``name`` is a key of :data:`MODELS`; ``in_channels``, ``n_classes`` and
-    ``image_size`` (the side of the square images) describe the data.
+    ``image_size`` (the side of the square images) describe the data; ``spatial_dims``
+    (2: images, 3: volumes), when given, must be the model's.
     """
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)} or an nn.Module, got {name!r}")
+    check_dims(name, spatial_dims, MODELS)
     return MODELS[name](in_channels=in_channels, n_classes=n_classes, image_size=image_size)
 
 
@@ -182,8 +187,7 @@ class ModelSpec:
 
     ``model``: a name of :data:`MODELS` (built with the data's shape), a module (copied,
     so the caller's stays untouched) or a factory returning one. ``in_channels``,
-    ``n_classes`` and ``image_size`` (the side of the square images) describe the data
-    and are used only to build a named model.
+    ``n_classes`` and ``image_size`` (the images' width) serve to build a named model.
     """
 
     model: ModelArg = "cnn"
@@ -198,9 +202,9 @@ class ModelSpec:
             raise ValueError(f"model must be one of {sorted(MODELS)}, an nn.Module or a "
                              f"factory, got {model!r}")
         if not isinstance(model, str | nn.Module) and not callable(model):
-            raise TypeError(f"model must be a name, an nn.Module or a factory, got "
-                            f"{type(model)}")
-        x, _ = sites[0].tensors("train")
+            raise TypeError(f"model must be a name, an nn.Module or a factory, got {type(model)}")
+        x = sites[0].split("train").images  # the shape only (a deployed site has no images)
+        check_dims(model, x.ndim - 2, MODELS)  # a module or a factory is not checked
         return cls(model, in_channels=int(x.shape[1]), n_classes=len(sites[0].classes),
                    image_size=int(x.shape[-1]))
 

@@ -42,7 +42,8 @@ class TrainConfig:
     lr_decay : float
         Round ``r`` (from 1) trains with ``lr * lr_decay ** (r - 1)``; 1 keeps it constant.
     augment : bool
-        Shift each training image by up to 2 pixels at random (``random_shift``).
+        Shift each training image by up to 2 pixels at random (``random_shift``; volumes
+        in-plane, along H and W).
     ssim_weight : float
         Reconstruction only: weight of ``1 - SSIM`` (MONAI's ``SSIMLoss``) added to the
         L1 loss; 0 (default) trains with L1 alone.
@@ -191,8 +192,8 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     3DV 2016); ``eps`` keeps classes absent from the batch finite. Mean over classes.
     """
     probs = torch.softmax(logits, dim=1)[:, 1:]
-    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-    dims = (0, 2, 3)
+    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1)[:, 1:].to(probs.dtype)
+    dims = (0, *range(2, logits.ndim))  # volumes (B, C, D, H, W) too
     inter = (probs * onehot).sum(dims)
     dice = (2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps)
     return 1.0 - dice.mean()
@@ -211,7 +212,8 @@ def _augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
-    """Translate the whole batch by one random offset of up to ``pixels`` in each axis.
+    """Translate the whole batch by one random offset of up to ``pixels`` along H and W
+    (volumes ``(B, C, D, H, W)`` move in-plane; D is left as it is).
 
     Zero padding fills the border. One offset per batch keeps it cheap; over an epoch
     every image still sees many offsets.

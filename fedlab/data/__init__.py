@@ -2,6 +2,7 @@
 
 from .acquisition import Acquisition
 from .base import ImageDataset, Split
+from .collect import SkippedFilesWarning
 from .medmnist import (
     DATASETS,
     ChecksumError,
@@ -12,6 +13,8 @@ from .medmnist import (
 from .natural import from_folders, from_metadata
 from .noise import noisy_labels, rescan
 from .partition import IID, Dirichlet, assign, split
+from .preprocess import Preprocess, read_image
+from .readers import ImageReadError, image_info
 from .reconstruction import make_reconstruction, undersample
 from .segmentation import make_segmentation, split_segmentation
 from .shift import AcquisitionShift, Scanner, apply_shift
@@ -28,6 +31,8 @@ from .stats import (
     total_variation,
 )
 from .synthetic import make_synthetic
+from .synthetic3d import VOLUME_CLASSES, make_volume_sites, make_volumes
+from .table import from_table
 
 __all__ = [
     "DATASETS", "Acquisition", "AcquisitionShift", "ChecksumError", "DataNotFoundError",
@@ -38,6 +43,9 @@ __all__ = [
     "label_distance", "label_shares", "load", "load_medmnist", "make_reconstruction",
     "make_segmentation", "make_synthetic", "noisy_labels", "rescan", "scanner_info", "split",
     "split_segmentation", "total_variation", "undersample",
+    "VOLUME_CLASSES", "make_volume_sites", "make_volumes",
+    "ImageReadError", "Preprocess", "SkippedFilesWarning", "from_table", "image_info",
+    "read_image",
 ]
 
 

@@ -16,22 +16,24 @@ class Split:
     Parameters
     ----------
     images : np.ndarray
-        ``float32`` array of shape ``(N, C, H, W)`` with values in ``[0, 1]``.
+        ``float32`` array of shape ``(N, C, H, W)`` (images) or ``(N, C, D, H, W)``
+        (volumes, e.g. from :func:`fedlab.data.make_volumes`) with values in ``[0, 1]``.
     labels : np.ndarray
         ``int64`` array of shape ``(N,)`` with class indices (classification), of
-        shape ``(N, H, W)`` with a class index per pixel (segmentation masks), or a
-        ``float32`` array ``(N, C, H, W)`` of target images (reconstruction: see
-        :func:`fedlab.data.make_reconstruction`).
+        shape ``(N, H, W)`` (``(N, D, H, W)`` for volumes) with a class index per pixel
+        (segmentation masks), or a ``float32`` array shaped like the images of target
+        images (reconstruction: see :func:`fedlab.data.make_reconstruction`).
     """
 
     images: np.ndarray
     labels: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 4:
-            raise ValueError(f"images must have shape (N, C, H, W), got {self.images.shape}")
+        if self.images.ndim not in (4, 5):
+            raise ValueError(f"images must have shape (N, C, H, W) or, for volumes, "
+                             f"(N, C, D, H, W), got {self.images.shape}")
         n = len(self.images)
-        if self.labels.dtype.kind == "f" and self.labels.ndim == 4:  # target images
+        if self.labels.dtype.kind == "f" and self.labels.ndim == self.images.ndim:  # targets
             if self.labels.shape[0] != n or self.labels.shape[2:] != self.images.shape[2:]:
                 raise ValueError(f"float labels are target images and must have shape "
                                  f"({n}, C, {', '.join(map(str, self.images.shape[2:]))}), "
@@ -63,9 +65,14 @@ class Split:
     def task(self) -> str:
         """``"reconstruction"`` when the labels are images, ``"segmentation"`` when they
         are masks, else ``"classification"``."""
-        if self.labels.ndim == 4:
+        if self.labels.dtype.kind == "f" and self.labels.ndim > 1:
             return "reconstruction"
-        return "segmentation" if self.labels.ndim == 3 else "classification"
+        return "segmentation" if self.labels.ndim > 1 else "classification"
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images ``(N, C, H, W)``, 3 for volumes ``(N, C, D, H, W)``."""
+        return self.images.ndim - 2
 
     def subset(self, index: np.ndarray) -> Split:
         """The samples at ``index`` (a new Split sharing no memory with this one)."""
@@ -133,8 +140,9 @@ class ImageDataset:
         return int(self.train.images.shape[1])
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(int(s) for s in self.train.images.shape[2:])  # type: ignore[return-value]
+    def image_size(self) -> tuple[int, ...]:
+        """``(H, W)`` of the images, ``(D, H, W)`` of volumes."""
+        return tuple(int(s) for s in self.train.images.shape[2:])
 
     def __repr__(self) -> str:
         return (

@@ -2,7 +2,8 @@
 
 - :func:`from_metadata`: a dataset plus a site id per sample (e.g. a "hospital"
   column of the metadata), for each of train / val / test.
-- :func:`from_folders`: your own images, one folder (or one ``.npz`` file) per site.
+- :func:`from_folders`: your own images (DICOM, NIfTI, PNG, NumPy), one folder (or one
+  ``.npz`` file) per site; :func:`fedlab.data.from_table` reads the same from a CSV.
 
 Both return a :class:`~fedlab.sites.Federation`.
 """
@@ -16,11 +17,20 @@ import numpy as np
 
 from ..sites import Federation, Site
 from .base import ImageDataset, Split
+from .collect import (
+    check_fractions,
+    check_on_error,
+    check_shapes,
+    federation,
+    read_items,
+    stratified,
+)
+from .preprocess import Preprocess, prepare
+from .readers import IMAGE_SUFFIXES, channel_first, image_format
 
 __all__ = ["from_metadata", "from_folders"]
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".png", ".npy")
 
 
 def from_metadata(data: ImageDataset, site_ids: Mapping[str, Sequence],
@@ -61,7 +71,11 @@ def from_metadata(data: ImageDataset, site_ids: Mapping[str, Sequence],
 
 
 def from_folders(root: str | Path, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 seed: int = 0, classes: Sequence[str] | None = None) -> Federation:
+                 seed: int = 0, classes: Sequence[str] | None = None, *,
+                 image_size: int | tuple[int, ...] | None = None,
+                 spacing: float | tuple[float, ...] | None = None, intensity: str = "auto",
+                 window: tuple[float, float] = (40.0, 400.0), cache_dir: str | Path | None = None,
+                 on_error: str = "raise") -> Federation:
     """Sites from a folder per site.
 
     Layouts (per site, mixable)::
@@ -71,10 +85,12 @@ def from_folders(root: str | Path, val_fraction: float = 0.1, test_fraction: flo
         root/<site>.npz                         images + labels (split by fraction), or
                                                 train_images, train_labels, val_..., test_...
 
-    Images are ``.npy`` arrays (``(H, W)``, ``(C, H, W)`` or ``(H, W, C)``, C = 1 or 3)
-    or ``.png`` files, which need Pillow (not a fedlab requirement: install it, or save
-    the images as ``.npy``). Integer images are scaled by their dtype's maximum, float
-    images must lie in ``[0, 1]``; all images must share one shape.
+    An ``<image>`` is a DICOM file (``.dcm``), a DICOM series (a folder of ``.dcm``
+    slices: one 3D volume), NIfTI (``.nii``, ``.nii.gz``), PNG or a ``.npy`` array,
+    read with MONAI's readers (:mod:`fedlab.data.readers`; DICOM and NIfTI need the
+    ``[io]`` extra) and prepared as :class:`~fedlab.data.preprocess.Preprocess` says.
+    Other files are ignored. 2D images give splits ``(N, C, H, W)``, volumes
+    ``(N, C, D, H, W)``; all must end up with one shape (else pass ``image_size=``).
 
     Parameters
     ----------
@@ -88,33 +104,37 @@ def from_folders(root: str | Path, val_fraction: float = 0.1, test_fraction: flo
     classes : sequence of str, optional
         Class names in label order; default: the sorted class folder names (for
         ``.npz`` sites: the file's ``classes`` array, else ``"0"``, ``"1"``, ...).
+    image_size, spacing, intensity, window
+        Preprocessing (:class:`~fedlab.data.preprocess.Preprocess`): target shape,
+        target voxel spacing (mm), ``"auto"``, ``"none"``, ``"minmax"``, ``"ct"`` (with
+        ``window=(center, width)`` in HU) or ``"mr"``.
+    cache_dir : path, optional
+        Keep each preprocessed image there (:mod:`fedlab.data.image_cache`), so a
+        second load reads ``.npy`` files instead of decoding again; None: no cache.
+    on_error : str
+        ``"raise"`` (default): an unreadable file stops the load, naming it; ``"skip"``:
+        it is left out, listed in the result's ``info["skipped"]`` and in a
+        :class:`~fedlab.data.collect.SkippedFilesWarning`.
     """
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"root must be an existing folder, got {str(root)!r}")
-    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= f < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {f!r}")
-    if val_fraction + test_fraction >= 1:
-        raise ValueError("val_fraction + test_fraction must be < 1")
+    check_fractions(val_fraction, test_fraction)
+    check_on_error(on_error)
+    prep = Preprocess(image_size=image_size, spacing=spacing, intensity=intensity,
+                      window=window)
     entries = sorted(p for p in root.iterdir() if not p.name.startswith(".")
                      and (p.is_dir() or p.suffix == ".npz"))
     if not entries:
         raise ValueError(f"root {str(root)!r} holds no site folder or .npz file")
     classes = list(classes) if classes is not None else _class_names(entries)
     rng = np.random.default_rng(seed)
-    found = {}
+    found, skipped = {}, []
     for entry in entries:
-        parts = _read_site(entry, classes)
+        parts = _Reader(classes, prep, cache_dir, on_error, skipped, entry.stem).site(entry)
         found[entry.stem] = (parts if "val" in parts
-                             else _stratified(parts["all"], val_fraction, test_fraction, rng))
-    shapes = {p.images.shape[1:] for parts in found.values() for p in parts.values() if len(p)}
-    if len(shapes) > 1:
-        raise ValueError(f"all sites' images must share one shape, got {sorted(shapes)}")
-    sites = [Site(name, *(parts[s] for s in SPLITS), classes=classes)
-             for name, parts in found.items()]
-    fed = Federation(sites, dataset=root.name, scheme="natural (folders)", seed=seed)
-    return fed
+                             else stratified(parts["all"], val_fraction, test_fraction, rng))
+    return federation(found, classes, root.name, "natural (folders)", seed, skipped, prep)
 
 
 def _class_names(entries: list[Path]) -> list[str]:
@@ -141,80 +161,42 @@ def _split_dirs(entry: Path) -> list[Path]:
     return [entry / s for s in present]
 
 
-def _read_site(entry: Path, classes: list[str]) -> dict[str, Split]:
-    if entry.suffix == ".npz":
-        with np.load(entry, allow_pickle=False) as z:
-            if "images" in z:
-                return {"all": _split_arrays(z["images"], z["labels"], entry, classes)}
-            return {s: _split_arrays(z[f"{s}_images"], z[f"{s}_labels"], entry, classes)
-                    for s in SPLITS}
-    if _split_dirs(entry):
-        return {s: _read_classes(entry / s, classes) for s in SPLITS}
-    return {"all": _read_classes(entry, classes)}
+class _Reader:
+    """Reads one site's entry with the load's options."""
 
+    def __init__(self, classes, prep, cache_dir, on_error, skipped, site) -> None:
+        self.classes, self.prep, self.cache_dir = classes, prep, cache_dir
+        self.on_error, self.skipped, self.name = on_error, skipped, site
 
-def _split_arrays(images: np.ndarray, labels: np.ndarray, where: Path,
-                  classes: list[str]) -> Split:
-    labels = np.asarray(labels).reshape(len(labels), -1)[:, 0].astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise ValueError(f"{where}: labels must be in [0, {len(classes) - 1}]")
-    x = np.stack([_chw(img, where) for img in images]) if len(images) else \
-        np.zeros((0, 1, 1, 1), np.float32)
-    return Split(x, labels)
+    def site(self, entry: Path) -> dict[str, Split]:
+        if entry.suffix == ".npz":
+            with np.load(entry, allow_pickle=False) as z:
+                if "images" in z:
+                    return {"all": self.arrays(z["images"], z["labels"], entry)}
+                return {s: self.arrays(z[f"{s}_images"], z[f"{s}_labels"], entry)
+                        for s in SPLITS}
+        if _split_dirs(entry):
+            return {s: self.folder(entry / s, f"site {self.name!r} ({s})") for s in SPLITS}
+        return {"all": self.folder(entry, f"site {self.name!r}")}
 
+    def arrays(self, images: np.ndarray, labels: np.ndarray, where: Path) -> Split:
+        labels = np.asarray(labels).reshape(len(labels), -1)[:, 0].astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= len(self.classes)):
+            raise ValueError(f"{where}: labels must be in [0, {len(self.classes) - 1}]")
+        if not len(images):
+            return Split(np.zeros((0, 1, 1, 1), np.float32), labels)
+        x = [prepare(channel_first(img, where), self.prep, "npy", where) for img in images]
+        check_shapes([(f"{where.name}[{i}]", a.shape) for i, a in enumerate(x)], str(where))
+        return Split(np.stack(x), labels)
 
-def _read_classes(folder: Path, classes: list[str]) -> Split:
-    images, labels = [], []
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (folder / cls).glob("*") if p.suffix.lower()
-                       in IMAGE_SUFFIXES) if (folder / cls).is_dir() else []
-        images += [_chw(_read_image(p), p) for p in files]
-        labels += [label] * len(files)
-    if not images:
-        raise ValueError(f"{folder} holds no .png or .npy image in a class folder {classes}")
-    try:
-        x = np.stack(images)
-    except ValueError as err:
-        raise ValueError(f"images in {folder} differ in shape; resize them first") from err
-    return Split(x, np.array(labels, dtype=np.int64))
-
-
-def _read_image(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
-    try:
-        from PIL import Image
-    except ImportError as err:
-        raise ImportError(f"reading {path.name} needs Pillow (pip install pillow), which is "
-                          f"not installed; or save the images as .npy arrays") from err
-    with Image.open(path) as im:
-        return np.asarray(im if im.mode in ("L", "I;16") else im.convert("RGB"))
-
-
-def _chw(img: np.ndarray, where: Path) -> np.ndarray:
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = img[None]
-    elif img.ndim == 3 and img.shape[0] not in (1, 3) and img.shape[-1] in (1, 3):
-        img = np.moveaxis(img, -1, 0)
-    if img.ndim != 3 or img.shape[0] not in (1, 3):
-        raise ValueError(f"{where}: images must be (H, W), (C, H, W) or (H, W, C) with "
-                         f"C = 1 or 3, got shape {img.shape}")
-    if np.issubdtype(img.dtype, np.integer):
-        return (img / np.iinfo(img.dtype).max).astype(np.float32)
-    if img.size and (img.min() < 0 or img.max() > 1):
-        raise ValueError(f"{where}: float images must lie in [0, 1]")
-    return img.astype(np.float32)
-
-
-def _stratified(part: Split, val: float, test: float, rng: np.random.Generator,
-                ) -> dict[str, Split]:
-    idx = {s: [] for s in SPLITS}
-    for c in np.unique(part.labels):
-        members = rng.permutation(np.flatnonzero(part.labels == c))
-        n_val, n_test = round(val * len(members)), round(test * len(members))
-        idx["val"].append(members[:n_val])
-        idx["test"].append(members[n_val:n_val + n_test])
-        idx["train"].append(members[n_val + n_test:])
-    return {s: part.subset(np.sort(np.concatenate(v)) if v else np.array([], int))
-            for s, v in idx.items()}
+    def folder(self, folder: Path, where: str) -> Split:
+        items = []
+        for label, cls in enumerate(self.classes):
+            if (folder / cls).is_dir():
+                items += [(p, label) for p in sorted((folder / cls).iterdir())
+                          if not p.name.startswith(".") and image_format(p) is not None]
+        if not items:
+            raise ValueError(f"{where} ({folder}) holds no image ({', '.join(IMAGE_SUFFIXES)} "
+                             f"or a folder of .dcm slices) in a class folder {self.classes}")
+        return read_items(items, self.prep, self.cache_dir, self.on_error, self.skipped,
+                          where)

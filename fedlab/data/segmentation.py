@@ -161,9 +161,9 @@ def split_segmentation(data: ImageDataset, n_sites: int, seed: int = 0,
     shift : AcquisitionShift, optional
         Per-site scanner (intensity, contrast, noise, blur, resolution).
     """
-    if data.train.labels.ndim != 3:
-        raise ValueError("data must hold masks (labels of shape (N, H, W)); for "
-                         "classification datasets use fedlab.data.split")
+    if data.train.task != "segmentation":
+        raise ValueError("data must hold masks (labels of shape (N, H, W), or (N, D, H, W) "
+                         "for volumes); for classification datasets use fedlab.data.split")
     names = check_sites(data, n_sites, names)
     w = np.ones(n_sites) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (n_sites,) or not np.all(np.isfinite(w)) or not np.all(w > 0):

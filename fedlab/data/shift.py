@@ -73,7 +73,8 @@ class Scanner:
         return asdict(self)
 
     def apply(self, images: np.ndarray, stream: int = 0) -> np.ndarray:
-        """The images ``(N, C, H, W)`` as this scanner acquires them.
+        """The images ``(N, C, H, W)`` (or volumes ``(N, C, D, H, W)``: blur, down- and
+        up-sampling in 3-D) as this scanner acquires them.
 
         ``stream`` (0 train, 1 val, 2 test) gives each split its own noise; the same
         scanner, images and stream always give the same result.
@@ -82,12 +83,13 @@ class Scanner:
             return images
         from monai.transforms import GaussianSmooth, RandGaussianNoise, Resize, ScaleIntensity
 
-        n, c, h, w = images.shape
-        x = np.asarray(images, dtype=np.float32).reshape(n * c, h, w)
+        n, c, *sides = images.shape
+        x = np.asarray(images, dtype=np.float32).reshape(n * c, *sides)
         if self.resolution < 1.0:
-            low = (max(2, round(h * self.resolution)), max(2, round(w * self.resolution)))
+            low = tuple(max(2, round(s * self.resolution)) for s in sides)
             x = _np(Resize(low, mode="area")(x))
-            x = _np(Resize((h, w), mode="bilinear", align_corners=False)(x))
+            x = _np(Resize(tuple(sides), mode="bilinear" if len(sides) == 2 else "trilinear",
+                           align_corners=False)(x))
         if self.blur_sigma > 0:
             x = _np(GaussianSmooth(sigma=self.blur_sigma)(x))
         if self.gamma != 1.0:
@@ -99,7 +101,7 @@ class Scanner:
             noise.set_random_state(seed=int(np.random.SeedSequence(
                 [self.seed, stream]).generate_state(1)[0]))
             x = _np(noise(x))
-        return np.clip(x, 0.0, 1.0).astype(np.float32).reshape(n, c, h, w)
+        return np.clip(x, 0.0, 1.0).astype(np.float32).reshape(n, c, *sides)
 
 
 def _np(x) -> np.ndarray:

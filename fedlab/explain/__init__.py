@@ -49,11 +49,13 @@ __all__ = [
     "integrated_gradients", "leave_one_out", "mass_in", "occlusion", "randomization_check",
     "randomized_model", "rank_correlation", "reliability_diagram", "reliability_info",
     "runs_models", "saliency", "saliency_grid", "saliency_grid_info", "shapley", "site_metrics",
-    "site_metrics_info", "site_predictions", "site_report", "top_overlap",
+    "site_metrics_info", "site_predictions", "site_report", "top_overlap", "volume_slices",
+    "volume_slices_info",
 ]
 
 _PLOTS = ("overlay", "saliency_grid_info", "saliency_grid", "site_metrics_info",
-          "site_metrics", "reliability_diagram", "contribution_bars")
+          "site_metrics", "reliability_diagram", "contribution_bars", "volume_slices_info",
+          "volume_slices")
 
 
 def __getattr__(name: str):

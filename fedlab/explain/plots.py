@@ -16,8 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["overlay", "saliency_grid_info", "saliency_grid", "site_metrics_info",
-           "site_metrics", "reliability_diagram", "contribution_bars"]
+__all__ = ["overlay", "saliency_grid_info", "saliency_grid", "volume_slices_info",
+           "volume_slices", "site_metrics_info", "site_metrics", "reliability_diagram",
+           "contribution_bars"]
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
            "#FF9DA6", "#9D755D", "#BAB0AC")
@@ -102,6 +103,74 @@ def saliency_grid(images: np.ndarray, maps: Mapping[str, np.ndarray],
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=110 * len(rows) + 80, width=110 * n + 160,
+                      margin={"l": 20, "r": 120, "t": 80, "b": 10})
+    return fig
+
+
+def volume_slices_info(volume: np.ndarray, maps: Mapping[str, np.ndarray] | np.ndarray | None
+                       = None, at: Sequence[int] | None = None) -> dict:
+    """The axial, coronal and sagittal slices through voxel ``at`` of a volume and of
+    each saliency map (e.g. Grad-CAM of a 3-D model: :func:`~fedlab.explain.saliency`).
+
+    Parameters
+    ----------
+    volume : array (C, D, H, W) or (D, H, W)
+        One volume, values in ``[0, 1]``.
+    maps : array (D, H, W) or dict name -> (D, H, W), optional
+        Saliency maps of that volume (one array is named ``"saliency"``).
+    at : (d, h, w), optional
+        The voxel the three planes cross at; default the middle one.
+
+    Returns
+    -------
+    dict
+        ``at``; ``views`` ``("axial", "coronal", "sagittal")``; ``slices``: row name
+        (``"volume"``, then each map's) -> the three slices ``(H, W)``, ``(D, W)``,
+        ``(D, H)`` (the volume's keep their channels first).
+    """
+    volume = np.asarray(volume)
+    maps = {} if maps is None else ({"saliency": maps} if isinstance(maps, np.ndarray)
+                                    else dict(maps))
+    shape = volume.shape[-3:]
+    if volume.ndim not in (3, 4) or any(np.shape(m) != shape for m in maps.values()):
+        raise ValueError(f"volume must be (C, D, H, W) or (D, H, W) and every map (D, H, W) "
+                         f"of its shape, got {volume.shape} and "
+                         f"{ {k: np.shape(m) for k, m in maps.items()} }")
+    at = tuple(s // 2 for s in shape) if at is None else tuple(int(i) for i in at)
+    if len(at) != 3 or not all(0 <= i < s for i, s in zip(at, shape, strict=True)):
+        raise ValueError(f"at must be a voxel (d, h, w) inside {shape}, got {at}")
+
+    def planes(a: np.ndarray) -> list[np.ndarray]:
+        return [np.take(a, at[k], axis=k - 3) for k in range(3)]
+
+    slices = {"volume": planes(volume), **{k: planes(np.asarray(m)) for k, m in maps.items()}}
+    return {"at": at, "views": ("axial", "coronal", "sagittal"), "slices": slices}
+
+
+def volume_slices(volume: np.ndarray, maps: Mapping[str, np.ndarray] | np.ndarray | None = None,
+                  at: Sequence[int] | None = None, alpha: float = 0.6,
+                  title: str = "Middle slices") -> go.Figure:
+    """Three orthogonal slices of a volume (columns: axial, coronal, sagittal), the
+    volume alone in the first row and each saliency map over it in the next ones.
+
+    ``volume``, ``maps`` and ``at`` are as for :func:`volume_slices_info`; ``alpha`` is
+    the opacity of the saliency colours (see :func:`overlay`), ``title`` the figure's.
+    """
+    info = volume_slices_info(volume, maps, at)
+    rows, letters = list(info["slices"]), "DHW"
+    fig = make_subplots(rows=len(rows), cols=3, horizontal_spacing=0.02,
+                        vertical_spacing=0.03, row_titles=rows,
+                        column_titles=[f"{v} ({letters[k]}={info['at'][k]})"
+                                       for k, v in enumerate(info["views"])])
+    for r, name in enumerate(rows):
+        for c in range(3):
+            grey = info["slices"]["volume"][c]
+            sal = np.zeros(grey.shape[-2:]) if name == "volume" else info["slices"][name][c]
+            fig.add_trace(go.Image(source=_png(overlay(grey, sal, alpha)), zsmooth=False,
+                                   hoverinfo="skip"), row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, height=160 * len(rows) + 80, width=560,
                       margin={"l": 20, "r": 120, "t": 80, "b": 10})
     return fig
 

@@ -1,7 +1,8 @@
 """Saliency maps: which pixels a trained model's prediction depends on.
 
 Three methods, each returning numpy arrays ``(N, H, W)`` scaled to ``[0, 1]`` per image
-(1 = most important pixel), deterministic and batched:
+(1 = most important pixel), deterministic and batched; volumes ``(N, C, D, H, W)`` get
+maps ``(N, D, H, W)`` (:func:`fedlab.explain.volume_slices` shows their middle slices):
 
 - ``"gradcam"``: Grad-CAM through MONAI (``monai.visualize.GradCAM``): the class
   gradient-weighted activations of a convolutional layer, up-sampled to the image
@@ -39,8 +40,9 @@ def _as_tensor(images, model: nn.Module) -> torch.Tensor:
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    if x.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if x.ndim not in (4, 5):
+        raise ValueError(f"images must have shape (N, C, H, W) or, for volumes, "
+                         f"(N, C, D, H, W), got {tuple(x.shape)}")
     param = next(model.parameters(), None)
     return x.to(param.device) if param is not None else x
 
@@ -69,10 +71,11 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 
 def find_target_layer(model: nn.Module, image_shape: Sequence[int]) -> str:
     """Name of the layer Grad-CAM should use: the last module, called once per forward
-    pass, whose output is still a spatial map (``(N, C, h, w)`` with ``h, w > 1``).
+    pass, whose output is still a spatial map (``(N, C, h, w)`` with ``h, w > 1``; for
+    volumes ``(N, C, d, h, w)``, the last 3-D one).
 
     Found by one forward pass of ``model`` (its train/eval mode is restored) on a zero
-    image of ``image_shape`` ``(C, H, W)``.
+    image of ``image_shape`` ``(C, H, W)`` (a volume: ``(C, D, H, W)``).
     """
     calls: dict[str, int] = {}
     order: list[str] = []
@@ -83,7 +86,8 @@ def find_target_layer(model: nn.Module, image_shape: Sequence[int]) -> str:
 
         def hook(_m, _i, out, name=name):
             calls[name] = calls.get(name, 0) + 1
-            if isinstance(out, torch.Tensor) and out.ndim == 4 and min(out.shape[2:]) > 1:
+            if (isinstance(out, torch.Tensor) and out.ndim == len(image_shape) + 1
+                    and min(out.shape[2:]) > 1):
                 order.append(name)
         hooks.append(mod.register_forward_hook(hook))
     was_training = model.training
@@ -106,7 +110,8 @@ def find_target_layer(model: nn.Module, image_shape: Sequence[int]) -> str:
 
 
 def grad_cam(model: nn.Module, images, target=None, layer: str | None = None) -> np.ndarray:
-    """Grad-CAM maps ``(N, H, W)`` in ``[0, 1]`` (MONAI ``GradCAM``).
+    """Grad-CAM maps ``(N, H, W)`` (volumes: ``(N, D, H, W)``) in ``[0, 1]`` (MONAI
+    ``GradCAM``, which up-samples trilinearly in 3-D).
 
     ``model``, ``images`` and ``target`` are as for :func:`saliency` (the model is copied,
     so MONAI's hooks stay off it); ``layer`` (a module name) defaults to

@@ -52,13 +52,16 @@ def sample_images(sites: Sequence[Site], per_site: int = 4, split: str = "train"
     For teaching only: it looks inside the sites, which a real federation cannot do.
     ``per_site`` images (columns) are drawn from each site's ``split``, chosen at random
     by ``seed`` (as :meth:`fedlab.Site.peek`); a site with fewer leaves cells empty.
+    Volumes show their middle axial slice (:func:`fedlab.explain.volume_slices` shows
+    all three planes).
     """
     titles, images = [], []
     for site in sites:
         part = site.peek(per_site, split, seed)
         for k in range(per_site):
             if k < len(part):
-                images.append(part.images[k])
+                img = part.images[k]
+                images.append(img[:, img.shape[1] // 2] if img.ndim == 4 else img)
                 titles.append(f"{site.name}: {site.classes[part.labels[k]]}")
             else:
                 images.append(None)
