@@ -30,7 +30,7 @@ from .training import Train
 __version__ = "0.1.0"
 
 __all__ = ["Comm", "Eval", "Federation", "History", "Site", "Train", "attacks", "claims",
-           "comm", "compare", "cross_site", "data", "evaluate", "evaluate_federated",
+           "comm", "compare", "cross_site", "data", "deploy", "evaluate", "evaluate_federated",
            "executors", "explain", "imaging", "metrics", "models", "privacy", "reconstruction",
            "run", "segmentation", "strategies", "sweep", "sweep_summary", "topologies", "viz",
            "__version__"]
@@ -38,7 +38,8 @@ __all__ = ["Comm", "Eval", "Federation", "History", "Site", "Train", "attacks", 
 
 def __getattr__(name: str):
     # plotly-based modules import on first use, so `import fedlab` stays fast.
-    if name in ("viz", "widgets", "segmentation", "reconstruction", "explain", "imaging"):
+    if name in ("viz", "widgets", "segmentation", "reconstruction", "explain", "imaging",
+                "deploy"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

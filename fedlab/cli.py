@@ -1,4 +1,4 @@
-"""Command line: ``fedlab run``, ``sweep``, ``data``, ``tutorials``, ``site``.
+"""Command line: ``fedlab run``, ``sweep``, ``deploy``, ``data``, ``tutorials``, ``site``.
 
 ``fedlab run`` is the script equivalent of :func:`fedlab.run`: the same arguments,
 the same History, written to ``--out`` with a summary and the final weights.
@@ -17,20 +17,13 @@ from .options import add_run_options
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from safetensors.torch import save_file
-
+    from .run_outputs import write_run
     from .runspec import prepare
 
     out = Path(args.out)
     run = prepare(args, progress=not args.quiet)
     history = run.run(run_dir=out, resume=args.resume, progress=not args.quiet)
-    history.save(out / "history.json")
-    summary = history.summary()
-    summary.update(dataset=run.dataset.name, task=args.task, partition=run.sites.scheme,
-                   sites=args.sites, topology=args.topology)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    state = {k: v.detach().cpu().contiguous() for k, v in history.final_state.items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"model": run.model})
+    summary = write_run(out, history, run.setting(), run.model)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -76,6 +69,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .deploy.cli import add_deploy_parser
     from .sweep_cli import add_sweep_parser
 
     p = argparse.ArgumentParser(prog="fedlab", description=__doc__.splitlines()[0])
@@ -115,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-api", action="store_true", help="skip the API reference pages")
     w.set_defaults(func=cmd_site)
     add_sweep_parser(sub)
+    add_deploy_parser(sub)
     return p
 
 
@@ -125,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
         hint = {"run": f"; the rounds done are kept: continue with --resume --out {out}",
-                "sweep": f"; the finished runs are cached in {out}: run it again to resume"
-                }.get(args.command, "")
+                "sweep": f"; the finished runs are cached in {out}: run it again to resume",
+                "deploy": "; every process of the federation was stopped"}.get(args.command, "")
         print(f"fedlab {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except FloatingPointError as err:  # the run diverged: not a crash, and not a success

@@ -143,6 +143,12 @@ class Prepared:
     model: str
     strategy: Any
 
+    def setting(self) -> dict[str, Any]:
+        """What ``summary.json`` records of the run's setting besides the History."""
+        a = self.options
+        return {"dataset": self.dataset.name, "task": a.task, "partition": self.sites.scheme,
+                "sites": a.sites, "topology": a.topology}
+
     def run(self, *, run_dir: Any = None, resume: bool = False, progress: bool = False):
         """:func:`fedlab.run` on these sites: the run's History (``run_dir``, ``resume``
         and ``progress`` as there)."""

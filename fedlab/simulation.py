@@ -171,7 +171,8 @@ def run(sites: Federation | Sequence[Site], model: str | nn.Module | Callable = 
 
     def evaluate(rnd: int) -> None:
         states = topo.eval_states(ctx, sites)
-        evaluate_sites(ctx.history, rnd, net, states, sites, eval_splits, dev)
+        evaluate_sites(ctx.history, rnd, net, states, sites, eval_splits, dev,
+                       getattr(executor, "score_sites", None))
         if pooled is not None:
             evaluate_pooled(ctx.history, rnd, net, states, sites, pooled)
 

@@ -162,10 +162,13 @@ class RoundContext:
                  for i, start in zip(indices, starts, strict=True)]
         results = self.executor.map(tasks)
         for i, res in zip(indices, results, strict=True):
+            if res is None:  # the executor lost the site (a deployed node that went away)
+                self._event(i, "dropped out: no reply this round")
+                continue
             self.site_states[i] = res.site_state
             name = self.sites[i].name
             self.trained[name] = self.trained.get(name, 0) + self.samples(res.update)
-        return [res.update for res in results]
+        return [res.update if res is not None else None for res in results]
 
     def samples(self, update: Update) -> int:
         """Training samples a site processed (for the network model's compute time)."""

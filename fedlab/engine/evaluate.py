@@ -59,10 +59,13 @@ def _inputs(x: torch.Tensor, y: torch.Tensor) -> np.ndarray | None:
 
 
 def evaluate_sites(history: History, rnd: int, net: nn.Module, states: Sequence[State],
-                   sites: Sequence[Site], splits: Sequence[str], dev: torch.device) -> None:
-    """Log :func:`score_sites` of every split in ``splits`` into the History."""
+                   sites: Sequence[Site], splits: Sequence[str], dev: torch.device,
+                   score=None) -> None:
+    """Log :func:`score_sites` of every split in ``splits`` into the History; ``score``
+    replaces it where the sites' data are elsewhere (an executor's ``score_sites``: a
+    deployment scores at the sites' nodes)."""
     for split in splits:
-        for name, metrics in score_sites(net, states, sites, split, dev):
+        for name, metrics in (score or score_sites)(net, states, sites, split, dev):
             history.log_metrics(rnd, name, split, metrics)
 
 

@@ -42,10 +42,15 @@ class Star(Topology):
         message = strategy.message_down(ctx.global_state, ctx.server_state)
         chosen = ctx.participants()
         received = [ctx.send(SERVER, i, message) if talks else message for i in chosen]
-        updates = ctx.train(chosen, received)
+        replies = ctx.train(chosen, received)  # None for a site that dropped out
         if talks:  # what arrives is the decoded message: lossy codecs change the average
-            for i, u, got in zip(chosen, updates, received, strict=True):
-                u.payload = ctx.send(i, SERVER, u.payload, reference=got)
+            for i, u, got in zip(chosen, replies, received, strict=True):
+                if u is not None:
+                    u.payload = ctx.send(i, SERVER, u.payload, reference=got)
+        updates = [u for u in replies if u is not None]
+        if not updates:
+            raise RuntimeError(f"round {ctx.round}: no site replied (every participant "
+                               "dropped out)")
         good, combined = ctx.exclude_nonfinite(updates), {}
         if good:
             ctx.global_state, ctx.server_state, combined = strategy.server_step(
