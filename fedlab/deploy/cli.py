@@ -25,6 +25,9 @@ def cmd_deploy_flower(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C must stop the federation even when this process was started with SIGINT
+    # ignored (a parent such as a test runner's worker passes that on)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = {k: v for k, v in vars(args).items()
             if k not in ("out", "insecure", "timeout", "straggler", "drop", "threads", "quiet",
                          "func", "command", "flower", "target", "resume", "data_dir")}
