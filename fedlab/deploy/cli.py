@@ -30,7 +30,7 @@ def cmd_deploy_flower(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = {k: v for k, v in vars(args).items()
             if k not in ("out", "insecure", "timeout", "straggler", "drop", "threads", "quiet",
-                         "func", "command", "flower", "target", "resume", "data_dir")}
+                         "func", "command", "target", "data_dir")}
     spec["param"] = args.param
     options = resolve_options(spec)
     options.data_dir = args.data_dir

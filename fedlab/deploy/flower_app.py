@@ -62,7 +62,6 @@ def deployable(args, strategy) -> None:
 
 @server_app.main()
 def server_main(grid: Grid, context: Context) -> None:
-    from ..models import ModelSpec  # noqa: F401  (import the engine before timing)
     from ..options import config_keywords, strategy_from
     from ..run_outputs import write_run
     from ..simulation import run
